@@ -1,0 +1,47 @@
+# pinctrl-daemon developer entry points.  Run as root on Debian (bookworm):
+#   make run    sandbox OVS + OVN SB with a DHCP topology, daemon in the foreground
+#   make test   everything, unit + integration against real OVS
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+DEB_PKGS = openvswitch-switch ovn-common ovn-central ovn-host busybox iproute2
+
+.PHONY: all deps venv run test unit integration bench clean
+
+all: test
+
+# Debian packages: installed only when a binary is missing.
+deps:
+	@missing=0; \
+	for b in ovs-vswitchd ovsdb-server ovs-ofctl ovn-sbctl ovn-northd busybox ip; do \
+	    command -v $$b >/dev/null 2>&1 || missing=1; \
+	done; \
+	if [ $$missing = 1 ]; then \
+	    if [ "$$(id -u)" != 0 ]; then echo "run as root to install: $(DEB_PKGS)"; exit 1; fi; \
+	    echo "installing $(DEB_PKGS)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        --no-install-recommends $(DEB_PKGS) >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: deps venv
+	$(PY) -m tests.harness.demo
+
+unit: venv
+	$(PY) -m pytest -q tests/unit
+
+integration: deps venv
+	$(PY) -m pytest -q tests/integration
+
+test: deps venv
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

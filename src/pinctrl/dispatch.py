@@ -1,0 +1,103 @@
+"""Packet-in dispatch: opcode → action handler → OpenFlow replies.
+
+Called by the pinctrl_handler thread for every NXT_PACKET_IN2.  Pure apart
+from counters and rate-limited logs: takes a decoded PacketIn, returns the
+encoded messages to send.  It is the exception barrier of the actions:
+bad input or a bug in one handler is counted and logged, never fatal, and a
+paused packet-in is always resumed exactly once (OVS drops a paused packet
+whose continuation never comes back).
+"""
+
+from __future__ import annotations
+
+import itertools
+import traceback
+from typing import Callable
+
+import ovs.vlog
+
+from pinctrl import coverage, openflow
+from pinctrl.actions import REGISTRY, Action, PacketOut, Resume, load_all
+from pinctrl.log import RateLimit, rl_log
+from pinctrl.nx_resume import encode_resume
+from pinctrl.packet_in import OFPR_ACTION, PacketIn, PacketInError
+
+vlog = ovs.vlog.Vlog("pinctrl")
+_rl_bad = RateLimit(5, 10)
+_rl_exc = RateLimit(5, 5)
+
+load_all()
+
+
+class HandlerEnv:
+    """What action handlers may use besides the packet-in: owned by the
+    pinctrl_handler thread.  Later opcodes (DNS, put_arp...) add read-only
+    snapshots and queues to the main thread here."""
+
+    __slots__ = ("next_xid", "now")
+
+    def __init__(self, next_xid: Callable[[], int] | None = None) -> None:
+        self.next_xid = next_xid or itertools.count(1).__next__
+        self.now = 0.0
+
+
+def _as_list(out) -> list:
+    if out is None:
+        return []
+    if isinstance(out, (Resume, PacketOut)):
+        return [out]
+    return list(out)
+
+
+def process_packet_in(pin: PacketIn, env: HandlerEnv,
+                      registry: dict[int, Action] = REGISTRY) -> list[bytes]:
+    """Handle one packet-in; return the OpenFlow messages to send."""
+    coverage.inc("pinctrl_total_pin_pkts")
+    if pin.reason != OFPR_ACTION:
+        # 23.03 ignores these without a RESUME.
+        coverage.inc("pinctrl_drop_pin_reason")
+        return []
+    try:
+        opcode = pin.opcode
+    except PacketInError:
+        coverage.inc("pinctrl_drop_short_userdata")
+        rl_log(vlog, "warn", _rl_bad, "packet-in userdata lacks action header")
+        return []
+    act = registry.get(opcode)
+    if act is None:
+        # Unknown opcode (version skew, e.g. a newer northd): the flow was
+        # not paused as far as we know, so resuming could duplicate it.
+        coverage.inc("pinctrl_drop_unknown_opcode")
+        rl_log(vlog, "warn", _rl_bad,
+               f"unrecognized packet-in opcode {opcode}")
+        return []
+    coverage.inc(f"pinctrl_pin_{act.name}")
+
+    try:
+        replies = _as_list(act.handler(pin, env))
+    except Exception:
+        coverage.inc("pinctrl_action_exception")
+        rl_log(vlog, "err", _rl_exc,
+               f"{act.name}: handler failed on a packet-in:\n"
+               + traceback.format_exc(limit=8))
+        replies = []
+
+    msgs: list[bytes] = []
+    resumed = False
+    for r in replies:
+        if isinstance(r, Resume):
+            if not act.pause or resumed or pin.continuation is None:
+                coverage.inc("pinctrl_drop_bad_resume")
+                continue
+            if r.dest is not None:
+                pin.metadata.set_reg_bit(r.dest.reg, r.dest.bit, r.result)
+            msgs.append(encode_resume(pin, r.packet))
+            resumed = True
+        else:
+            msgs.append(openflow.packet_out(env.next_xid(), r.actions,
+                                            r.packet))
+    if act.pause and not resumed and pin.continuation is not None:
+        # The handler failed to answer: let the packet continue unchanged.
+        coverage.inc("pinctrl_resume_fallback")
+        msgs.append(encode_resume(pin, pin.packet))
+    return msgs

@@ -1,0 +1,144 @@
+"""The pinctrl_handler thread (OVN's "ovn_pinctrl" thread).
+
+Owns the OpenFlow connection to <ovs rundir>/<br-int>.mgmt: connects with
+backoff, redoes the set-up on every (re)connection, decodes at most
+MAX_MSGS_PER_RUN messages per wake-up, dispatches packet-ins by opcode and
+sends the replies.  It never touches the OVSDB IDL: everything it needs from
+the Southbound DB arrives through SharedState, built by the main thread.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+
+import ovs.poller
+import ovs.timeval
+import ovs.vlog
+
+from pinctrl import coverage, dispatch, openflow, packet_in
+from pinctrl.log import RateLimit, rl_log
+from pinctrl.ofconn import OfConn
+from pinctrl.seq import Latch
+from pinctrl.state import SharedState
+
+vlog = ovs.vlog.Vlog("pinctrl")
+
+MAX_MSGS_PER_RUN = 50       # as OVN: bounded work between other jobs
+NX_VENDOR_ID = 0x00002320
+NXT_PACKET_IN2 = 30
+_EXP_HDR = struct.Struct("!II")
+
+OFPT_ERROR = 1
+OFPT_ECHO_REQUEST = 2
+OFPT_EXPERIMENTER = 4
+OFPT_GET_CONFIG_REPLY = 8
+
+
+class PinctrlHandler:
+    """The handler thread and the state only it touches."""
+
+    def __init__(self, shared: SharedState, ovs_rundir: str,
+                 probe_interval_ms: int = 0) -> None:
+        self.shared = shared
+        self.ovs_rundir = ovs_rundir
+        self.exit_latch = Latch()
+        # Only this thread uses 'conn' and 'env'; the main thread reads
+        # conn.state / conn.n_connects and 'heartbeat' for display.
+        self.conn = OfConn(ovs.timeval.msec(), probe_interval_ms)
+        self.env = dispatch.HandlerEnv(self.conn.next_xid)
+        self.heartbeat = 0.0        # time.monotonic() of the last loop
+        self._conn_seqno = 0
+        self._rl = RateLimit(5, 10)
+        self.thread = threading.Thread(target=self._main, name="ovn_pinctrl")
+
+    # --- called by the main thread ------------------------------------------
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the thread to exit and join it."""
+        self.exit_latch.set()
+        self.thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self.thread.is_alive()
+
+    # --- the thread -------------------------------------------------------------
+    def _main(self) -> None:
+        vlog.info("pinctrl handler thread started")
+        while not self.exit_latch.is_set():
+            try:
+                self._run_once()
+            except Exception as e:          # never let the thread die
+                coverage.inc("pinctrl_handler_loop_exception")
+                rl_log(vlog, "err", self._rl,
+                       f"handler loop error: {type(e).__name__}: {e}")
+                time.sleep(0.01)
+        self.conn.set_target(None, ovs.timeval.msec())
+        vlog.info("pinctrl handler thread exiting")
+
+    def _run_once(self) -> None:
+        poller = ovs.poller.Poller()
+        now = ovs.timeval.msec()
+        self.heartbeat = time.monotonic()
+        with self.shared.mutex:
+            br_int = self.shared.br_int_name
+        target = f"unix:{self.ovs_rundir}/{br_int}.mgmt" if br_int else None
+        self.conn.set_target(target, now)
+        self.conn.run(now)
+        seen = self.shared.handler_seq.read()
+
+        if self.conn.is_connected():
+            if self._conn_seqno != self.conn.seqno:
+                self._conn_seqno = self.conn.seqno
+                self._setup()
+            for _ in range(MAX_MSGS_PER_RUN):
+                msg = self.conn.recv(now)
+                if msg is None:
+                    break
+                self._recv(msg)
+
+        self.conn.wait(poller, now)
+        self.shared.handler_seq.wait(poller, seen)
+        self.exit_latch.wait(poller)
+        poller.block()
+
+    def _setup(self) -> None:
+        """On every (re)connection (OVN pinctrl_setup): ask for the switch
+        config (answered by SET_CONFIG) and for NXT_PACKET_IN2."""
+        self.conn.send(openflow.get_config_request(self.conn.next_xid()))
+        self.conn.send(openflow.set_packet_in_format(self.conn.next_xid()))
+
+    def _recv(self, msg: bytes) -> None:
+        msg_type = msg[1]
+        if msg_type == OFPT_EXPERIMENTER and len(msg) >= 16:
+            vendor, subtype = _EXP_HDR.unpack_from(msg, 8)
+            if vendor == NX_VENDOR_ID and subtype == NXT_PACKET_IN2:
+                self._packet_in(msg)
+                return
+        elif msg_type == OFPT_ECHO_REQUEST:
+            self.conn.send(openflow.echo_reply(msg))
+            return
+        elif msg_type == OFPT_GET_CONFIG_REPLY and len(msg) >= 12:
+            flags = struct.unpack_from("!H", msg, 8)[0]
+            self.conn.send(openflow.set_config(self.conn.next_xid(), flags))
+            return
+        elif msg_type == OFPT_ERROR:
+            coverage.inc("pinctrl_rx_of_error")
+            rl_log(vlog, "dbg", self._rl,
+                   f"OpenFlow error from switch: {msg[:64].hex()}")
+            return
+        coverage.inc("pinctrl_rx_of_ignored")
+
+    def _packet_in(self, msg: bytes) -> None:
+        try:
+            pin = packet_in.from_os_ken(openflow.decode(msg))
+        except (openflow.OpenFlowError, packet_in.PacketInError) as e:
+            coverage.inc("pinctrl_drop_bad_packet_in")
+            rl_log(vlog, "warn", self._rl, f"bad packet-in: {e}")
+            return
+        self.env.now = ovs.timeval.msec()
+        for reply in dispatch.process_packet_in(pin, self.env):
+            self.conn.send(reply)

@@ -1,0 +1,54 @@
+"""Logging helpers: python-ovs vlog modules plus OVS-style rate limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import ovs.vlog
+
+
+class RateLimit:
+    """Token bucket like OVS's VLOG_RATE_LIMIT_INIT(rate_per_min, burst).
+
+    allow() is called by whichever thread logs; a lock keeps the bucket
+    consistent.  Messages suppressed since the last allowed one are counted
+    and reported with it, like OVS does.
+    """
+
+    __slots__ = ("_rate", "_burst", "_tokens", "_last", "_lock", "dropped")
+
+    def __init__(self, rate_per_min: int = 5, burst: int = 10) -> None:
+        self._rate = rate_per_min / 60.0
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def allow(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._tokens = min(self._burst,
+                               self._tokens + (now - self._last) * self._rate)
+            self._last = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            self.dropped += 1
+            return False
+
+    def take_dropped(self) -> int:
+        with self._lock:
+            n, self.dropped = self.dropped, 0
+            return n
+
+
+def rl_log(vlog: ovs.vlog.Vlog, level: str, rl: RateLimit, msg: str) -> None:
+    """Log 'msg' at 'level' ("warn", "info", "dbg", "err") if 'rl' allows."""
+    if not rl.allow():
+        return
+    dropped = rl.take_dropped()
+    if dropped:
+        msg = f"{msg} ({dropped} messages suppressed)"
+    getattr(vlog, level)(msg)
