@@ -21,6 +21,7 @@ from pinctrl.actions import REGISTRY, Action, PacketOut, Resume, load_all
 from pinctrl.log import RateLimit, rl_log
 from pinctrl.nx_resume import encode_resume
 from pinctrl.packet_in import OFPR_ACTION, PacketIn, PacketInError
+from pinctrl.state import SharedState
 
 vlog = ovs.vlog.Vlog("pinctrl")
 _rl_bad = RateLimit(5, 10)
@@ -30,15 +31,18 @@ load_all()
 
 
 class HandlerEnv:
-    """What action handlers may use besides the packet-in: owned by the
-    pinctrl_handler thread.  Later opcodes (DNS, put_arp...) add read-only
-    snapshots and queues to the main thread here."""
+    """What action handlers may use besides the packet-in; owned by the
+    pinctrl_handler thread.  'shared' gives access to the snapshots the
+    main thread publishes (read them under shared.mutex only to take a
+    reference, then use them lock-free: they are immutable)."""
 
-    __slots__ = ("next_xid", "now")
+    __slots__ = ("next_xid", "now", "shared")
 
-    def __init__(self, next_xid: Callable[[], int] | None = None) -> None:
+    def __init__(self, next_xid: Callable[[], int] | None = None,
+                 shared: "SharedState | None" = None) -> None:
         self.next_xid = next_xid or itertools.count(1).__next__
-        self.now = 0.0
+        self.now = 0.0          # ovs.timeval.msec() at dispatch
+        self.shared = shared
 
 
 def _as_list(out) -> list:

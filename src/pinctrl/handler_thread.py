@@ -47,7 +47,7 @@ class PinctrlHandler:
         # Only this thread uses 'conn' and 'env'; the main thread reads
         # conn.state / conn.n_connects and 'heartbeat' for display.
         self.conn = OfConn(ovs.timeval.msec(), probe_interval_ms)
-        self.env = dispatch.HandlerEnv(self.conn.next_xid)
+        self.env = dispatch.HandlerEnv(self.conn.next_xid, shared)
         self.heartbeat = 0.0        # time.monotonic() of the last loop
         self._conn_seqno = 0
         self._rl = RateLimit(5, 10)

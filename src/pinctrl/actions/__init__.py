@@ -14,6 +14,7 @@ packet-in is resumed exactly once even if the handler raises.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass
 from typing import Callable
 
@@ -50,9 +51,6 @@ class Action:
 
 REGISTRY: dict[int, Action] = {}
 
-# Modules that register actions; imported by load_all().
-_MODULES = ("dhcpv4",)
-
 
 def action(opcode: int, name: str, pause: bool = False) -> Callable:
     """Decorator: register 'fn' as the handler of 'opcode'."""
@@ -65,6 +63,7 @@ def action(opcode: int, name: str, pause: bool = False) -> Callable:
 
 
 def load_all() -> dict[int, Action]:
-    for mod in _MODULES:
-        importlib.import_module(f"pinctrl.actions.{mod}")
+    """Import every module of this package; each registers its opcodes."""
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
     return REGISTRY
