@@ -1,0 +1,74 @@
+"""Access to the OVN 23.03 golden exchanges (tests/golden/ovn-23.03).
+
+Small, stable API for unit tests:
+
+    GOLDEN_DIR                      the exchanges directory
+    exchange_names(prefix="")       sorted names (file stems) of exchanges
+    load_exchange(name)             one exchange file as a dict
+    iter_of_messages(ex, msg, dir)  its recorded OpenFlow messages
+    decode_of(hexstr)               os-ken message object for one message
+    packet_in_from_hex(hexstr)      pinctrl PacketIn from an NXT_PACKET_IN2
+    log_text(line)                  (level, text) of an ovn_controller_log line
+
+The file format is described in tests/golden/ovn-23.03/README-upstream.md
+("Exchange file format").
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+from os_ken.ofproto import ofproto_parser, ofproto_protocol
+
+from pinctrl.packet_in import PacketIn, from_os_ken
+
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden" / "ovn-23.03" / \
+    "exchanges"
+
+
+def exchange_names(prefix: str = "") -> list[str]:
+    """Names (without .json) of the exchanges starting with 'prefix'."""
+    return sorted(p.stem for p in GOLDEN_DIR.glob(f"{prefix}*.json"))
+
+
+def load_exchange(name: str) -> dict[str, Any]:
+    """The exchange 'name' (file stem, e.g. "dhcpv4_discover_offer")."""
+    with open(GOLDEN_DIR / f"{name}.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def iter_of_messages(exchange: dict[str, Any], msg: str | None = None,
+                     dir: str | None = None) -> Iterator[dict[str, Any]]:
+    """The 'openflow_pinctrl' records of every step, in order, optionally
+    only those whose "msg" (e.g. "NXT_PACKET_IN2") and "dir" ("s2c" switch
+    to controller, "c2s" controller to switch) match."""
+    for step in exchange.get("steps", []):
+        for rec in step.get("openflow_pinctrl", []):
+            if msg is not None and rec["msg"] != msg:
+                continue
+            if dir is not None and rec["dir"] != dir:
+                continue
+            yield rec
+
+
+def decode_of(hexstr: str):
+    """Parse one whole OpenFlow message (hex) with os-ken.  Messages os-ken
+    does not know (e.g. NXT_RESUME) come back as a generic object."""
+    buf = bytes.fromhex(hexstr)
+    version, msg_type, msg_len, xid = ofproto_parser.header(buf)
+    return ofproto_parser.msg(ofproto_protocol.ProtocolDesc(version),
+                              version, msg_type, msg_len, xid, buf)
+
+
+def packet_in_from_hex(hexstr: str) -> PacketIn:
+    """A recorded NXT_PACKET_IN2 (hex of the whole message) as PacketIn."""
+    return from_os_ken(decode_of(hexstr))
+
+
+def log_text(line: str) -> tuple[str, str]:
+    """Split an ovn-controller log line "ts|seq|module(thread)|LEVEL|text"
+    into (level, text), e.g. ("INFO", "DHCPOFFER 50:54:00:00:00:01 ...")."""
+    parts = line.split("|", 4)
+    return parts[3], parts[4]
