@@ -8,6 +8,7 @@ and the pinctrl_handler thread's life cycle.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -101,6 +102,10 @@ def _configure(args: argparse.Namespace) -> None:
             os.environ.get("OVS_LOGDIR", "/var/log/openvswitch"),
             f"{PROGRAM}.log")
     ovs.vlog.handle_args(args)
+    for dest in ("file", "syslog"):
+        # A vlog destination without a handler would fall through to
+        # logging's last-resort stderr handler and print every warning twice.
+        logging.getLogger(dest).addHandler(logging.NullHandler())
     if args.private_key:
         ovs.stream.Stream.ssl_set_private_key_file(args.private_key)
     if args.certificate:
