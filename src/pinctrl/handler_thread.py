@@ -26,6 +26,7 @@ from pinctrl.state import SharedState
 vlog = ovs.vlog.Vlog("pinctrl")
 
 MAX_MSGS_PER_RUN = 50       # as OVN: bounded work between other jobs
+HEARTBEAT_MS = 1000         # wake at least this often to prove liveness
 NX_VENDOR_ID = 0x00002320
 NXT_PACKET_IN2 = 30
 _EXP_HDR = struct.Struct("!II")
@@ -101,6 +102,7 @@ class PinctrlHandler:
                 self._recv(msg)
 
         self.conn.wait(poller, now)
+        poller.timer_wait(HEARTBEAT_MS)
         self.shared.handler_seq.wait(poller, seen)
         self.exit_latch.wait(poller)
         poller.block()

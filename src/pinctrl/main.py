@@ -26,7 +26,7 @@ import ovs.vlog
 
 import pinctrl
 from pinctrl import coverage, dbutil
-from pinctrl.handler_thread import PinctrlHandler
+from pinctrl.handler_thread import HEARTBEAT_MS, PinctrlHandler
 from pinctrl.ovs_config import OVS_DB_NAME, OvsConfig
 from pinctrl.sb_sync import SB_DB_NAME, SbSync
 from pinctrl.seq import Latch
@@ -280,6 +280,13 @@ class Daemon:
     def _cmd_show(self, conn, argv, aux) -> None:
         conn.reply(self.show())
 
+    def _handler_health(self) -> str:
+        if not self.handler.is_alive():
+            return "DEAD"
+        age = time.monotonic() - self.handler.heartbeat
+        state = "alive" if age < 5 * HEARTBEAT_MS / 1000 else "STUCK"
+        return f"{state} (last loop {age:.1f} s ago)"
+
     def show(self) -> str:
         h, sb = self.handler, self.sb
         with self.shared.mutex:
@@ -298,7 +305,7 @@ class Daemon:
             f" ({sb.remotes}, leader-only: false)",
             f"Southbound rows: {sb.summary.get('datapaths', 0)} datapaths, "
             f"{sb.summary.get('port_bindings', 0)} port bindings",
-            f"Handler thread: {'alive' if h.is_alive() else 'DEAD'}",
+            f"Handler thread: {self._handler_health()}",
             f"Uptime: {int(time.monotonic() - self.started)} s",
         ]
         return "\n".join(lines) + "\n"
