@@ -1,0 +1,137 @@
+"""Shared fixtures for the integration tests (real OVS sandbox + the daemon).
+
+Rule: when the sandbox (or the daemon) cannot start, the test is skipped
+locally but FAILS when CI=true; integration coverage must never silently
+disappear in CI.
+
+Fixtures:
+  sandbox          fresh dummy-datapath Sandbox per test
+  netdev_sandbox   fresh netdev-datapath Sandbox with sw0-p1 as a veth in a netns
+  daemon           pinctrl-daemon started against `sandbox`, connected
+  netdev_daemon    the same against `netdev_sandbox`
+  shared_sandbox / shared_daemon   the same, one per test module (for long
+                   parametrized golden replays; tests must not leave state)
+On failure, the tails of the sandbox/daemon logs are attached to the report.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.harness.sandbox import (
+    Daemon, Sandbox, daemon_unavailable, missing_prerequisites,
+)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
+def unavailable(reason: str):
+    """skip locally, fail in CI."""
+    if in_ci():
+        pytest.fail(f"integration prerequisite missing in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _make_sandbox(datapath_type: str) -> Sandbox:
+    reason = missing_prerequisites(netdev=datapath_type == "netdev")
+    if reason:
+        unavailable(reason)
+    sb = Sandbox(datapath_type=datapath_type)
+    try:
+        sb.start()
+    except Exception as e:
+        logs = sb.log_tails(20)
+        sb.stop()
+        unavailable(f"sandbox ({datapath_type}) could not start: {e}\n{logs}")
+    return sb
+
+
+def _make_daemon(sb: Sandbox, **kw) -> Daemon:
+    reason = daemon_unavailable()
+    if reason:
+        unavailable(f"pinctrl-daemon not runnable: {reason}")
+    d = sb.daemon(**kw)
+    try:
+        d.start(wait=True, timeout=15)
+    except Exception as e:
+        # Not an environment problem: the daemon itself failed; always an error.
+        d.stop()
+        pytest.fail(f"pinctrl-daemon did not come up: {e}\n{sb.log_tails(30)}", pytrace=False)
+    return d
+
+
+@pytest.fixture
+def sandbox():
+    sb = _make_sandbox("dummy")
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+@pytest.fixture
+def netdev_sandbox():
+    sb = _make_sandbox("netdev")
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+@pytest.fixture
+def daemon(sandbox):
+    d = _make_daemon(sandbox)
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.fixture
+def netdev_daemon(netdev_sandbox):
+    d = _make_daemon(netdev_sandbox)
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_sandbox():
+    sb = _make_sandbox("dummy")
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_daemon(shared_sandbox):
+    d = _make_daemon(shared_sandbox)
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach log tails of every sandbox the failing test used (the directory
+    is removed at teardown, so this is the last chance to see them)."""
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.failed or rep.when not in ("setup", "call"):
+        return
+    seen = set()
+    for value in getattr(item, "funcargs", {}).values():
+        sb = value.sb if isinstance(value, Daemon) else value
+        if isinstance(sb, Sandbox) and id(sb) not in seen:
+            seen.add(id(sb))
+            try:
+                rep.sections.append((f"sandbox logs ({sb.dir})", sb.log_tails(40)))
+            except Exception as e:  # never hide the real failure
+                rep.sections.append(("sandbox logs", f"could not read logs: {e!r}"))
