@@ -2,10 +2,38 @@
 
 from __future__ import annotations
 
+import datetime
+import re
 import threading
 import time
 
 import ovs.vlog
+
+_DATE_RE = re.compile(r"%(0?[1-9]?)([dD])(\{([^}]*)\})?")
+
+
+def _format_time(self, tmp: str) -> str:
+    """Replacement for python-ovs Vlog._format_time, whose '###' millisecond
+    field formats str(ms / 1000) truncated ("15:47:48.26.Z" for 26.5 ms).
+    Same pattern language: %d/%D with an optional {strftime} containing a
+    run of '#' for the sub-second digits."""
+    m = _DATE_RE.search(tmp)
+    if m is None:
+        return tmp
+    now = (datetime.datetime.now() if m.group(2) == "d"
+           else datetime.datetime.now(datetime.timezone.utc))
+    fmt = m.group(4) or "%Y-%m-%d %H:%M:%S"
+    text = now.strftime(fmt)
+    hashes = re.search("#+", fmt)
+    if hashes:
+        digits = f"{now.microsecond:06d}"[:len(hashes.group(0))]
+        text = text.replace(hashes.group(0), digits, 1)
+    return tmp[:m.start()] + text + tmp[m.end():]
+
+
+def fix_vlog_time_format() -> None:
+    """Install the _format_time fix (main thread, before logging starts)."""
+    ovs.vlog.Vlog._format_time = _format_time
 
 
 class RateLimit:

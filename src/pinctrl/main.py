@@ -26,6 +26,7 @@ import ovs.vlog
 
 import pinctrl
 from pinctrl import coverage, dbutil
+from pinctrl.log import fix_vlog_time_format
 from pinctrl.handler_thread import HEARTBEAT_MS, PinctrlHandler
 from pinctrl.ovs_config import OVS_DB_NAME, OvsConfig
 from pinctrl.sb_sync import SB_DB_NAME, SbSync
@@ -76,7 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     ssl.add_argument("--private-key", metavar="FILE")
     ssl.add_argument("--certificate", metavar="FILE")
     ssl.add_argument("--ca-cert", metavar="FILE")
-    ovs.vlog.add_args(p)
+    lg = p.add_argument_group("Logging options")
+    lg.add_argument("--log-file", nargs="?", const="default", metavar="FILE",
+                    help="also log to FILE (default "
+                    "$OVS_LOGDIR/pinctrl-daemon.log)")
+    # Not ovs.vlog.add_args: its -v keeps only the last occurrence, so
+    # "-vconsole:off -vfile:dbg" would silently drop the first spec.
+    lg.add_argument("-v", "--verbose", nargs="*", action="extend",
+                    metavar="SPEC", help="vlog levels, e.g. -vconsole:off "
+                    "-vfile:dbg -vpinctrl:dbg (bare -v: everything at dbg)")
     d = p.add_argument_group("Daemon options")
     d.add_argument("--pidfile", nargs="?", const="default", metavar="FILE",
                    help="create a pidfile (default DIR/pinctrl-daemon.pid)")
@@ -101,6 +110,9 @@ def _configure(args: argparse.Namespace) -> None:
         args.log_file = os.path.join(
             os.environ.get("OVS_LOGDIR", "/var/log/openvswitch"),
             f"{PROGRAM}.log")
+    if args.verbose == []:
+        args.verbose = ["any:any:dbg"]
+    fix_vlog_time_format()
     ovs.vlog.handle_args(args)
     for dest in ("file", "syslog"):
         # A vlog destination without a handler would fall through to
