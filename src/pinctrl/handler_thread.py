@@ -136,8 +136,8 @@ class PinctrlHandler:
 
     def _packet_in(self, msg: bytes) -> None:
         try:
-            pin = packet_in.from_os_ken(openflow.decode(msg))
-        except (openflow.OpenFlowError, packet_in.PacketInError) as e:
+            pin = packet_in.decode_packet_in2(msg)
+        except packet_in.PacketInError as e:
             coverage.inc("pinctrl_drop_bad_packet_in")
             rl_log(vlog, "warn", self._rl, f"bad packet-in: {e}")
             return
