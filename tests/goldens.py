@@ -72,3 +72,28 @@ def log_text(line: str) -> tuple[str, str]:
     into (level, text), e.g. ("INFO", "DHCPOFFER 50:54:00:00:00:01 ...")."""
     parts = line.split("|", 4)
     return parts[3], parts[4]
+
+
+def replay_step(step: dict[str, Any], env=None):
+    """Feed every recorded NXT_PACKET_IN2 of 'step' through
+    pinctrl.dispatch.process_packet_in, in order.  Returns (produced,
+    expected): the messages we send and the recorded controller-to-switch
+    messages (hex-decoded), for comparison with same_message()."""
+    from pinctrl import dispatch
+    env = env or dispatch.HandlerEnv()
+    produced: list[bytes] = []
+    for rec in step.get("openflow_pinctrl", []):
+        if rec["msg"] == "NXT_PACKET_IN2" and rec["dir"] == "s2c":
+            produced += dispatch.process_packet_in(
+                packet_in_from_hex(rec["hex"]), env)
+    expected = [bytes.fromhex(rec["hex"])
+                for rec in step.get("openflow_pinctrl", [])
+                if rec["dir"] == "c2s"]
+    return produced, expected
+
+
+def same_message(ours: bytes, recorded: bytes) -> bool:
+    """Byte equality of two OpenFlow messages except the xid (real
+    ovn-controller's xids vary): header bytes 0-3 and everything from
+    byte 8 on."""
+    return ours[:4] == recorded[:4] and ours[8:] == recorded[8:]

@@ -1,0 +1,108 @@
+"""Shared plumbing of the nested-action opcodes (ICMP*, TCP_RESET,
+SCTP_ABORT, REJECT; later ARP, ND_NA, ND_NS): registers no opcode.
+
+Such an opcode's userdata is an OpenFlow 1.5 action list (reference §5.4).
+23.03 answers with a PACKET_OUT of a new frame whose actions are
+reload_metadata() (the packet-in's registers and datapath) followed by
+that list (set_actions_and_enqueue_msg, pinctrl.c:592).
+
+Builders are pure and raise NoReply when 23.03 (or this project's
+stricter input checks) send nothing; the registered handlers turn NoReply
+into a coverage counter and, if it has text, a rate-limited log line.
+"""
+
+from __future__ import annotations
+
+import ovs.vlog
+
+from pinctrl import coverage
+from pinctrl.actions import PacketOut
+from pinctrl.flow import (
+    ETH_TYPE_IP,
+    ETH_TYPE_IPV6,
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+    IPPROTO_TCP,
+    Flow,
+)
+from pinctrl.log import RateLimit, rl_log
+from pinctrl.ofactions import actions_well_formed, reload_metadata
+from pinctrl.packet_in import PacketIn
+
+# ICMPv4 types that are error messages (RFC 1122 §3.2.2, RFC 1812 §4.3.2.2:
+# unreachable, source quench, redirect, time exceeded, parameter problem).
+ICMP4_ERROR_TYPES = frozenset((3, 4, 5, 11, 12))
+TCP_RST = 0x04
+
+
+class NoReply(Exception):
+    """No packet is sent.  'counter' is the full coverage counter name;
+    'text' (may be None: count only) is logged at 'level' under the
+    rate-limit bucket 'counter'."""
+
+    def __init__(self, counter: str, text: str | None = None,
+                 level: str = "warn") -> None:
+        super().__init__(text or counter)
+        self.counter = counter
+        self.text = text
+        self.level = level
+
+
+class Reporter:
+    """Counts and logs NoReply outcomes for one module: one OVS-style
+    rate limit per call site (VLOG_RATE_LIMIT_INIT(1, 5) for 23.03's
+    warnings), as dhcpv4 does."""
+
+    def __init__(self, vlog: ovs.vlog.Vlog, rate: int = 1,
+                 burst: int = 5) -> None:
+        self.vlog = vlog
+        self._rate, self._burst = rate, burst
+        self.rate_limits: dict[str, RateLimit] = {}
+
+    def report(self, e: NoReply) -> None:
+        coverage.inc(e.counter)
+        if e.text is None:
+            return
+        rl = self.rate_limits.get(e.counter)
+        if rl is None:
+            rl = self.rate_limits[e.counter] = RateLimit(self._rate,
+                                                         self._burst)
+        rl_log(self.vlog, e.level, rl, e.text)
+
+
+def nested_packet_out(pin: PacketIn, frame: bytes) -> PacketOut:
+    """PACKET_OUT of 'frame' with reload_metadata + the userdata actions.
+    Raises NoReply if the action list is malformed."""
+    nested = pin.args
+    if not actions_well_formed(nested):
+        raise NoReply("pinctrl_drop_bad_nested_actions",
+                      "failed to parse actions from userdata")
+    return PacketOut(frame, reload_metadata(pin.metadata) + nested)
+
+
+def icmp_type_at_l4(fl: Flow, frame: bytes) -> int | None:
+    """The first byte of the L4 data (the ICMP/ICMPv6 type) as 23.03 reads
+    it through dp_packet_l4(), or None if there is no byte to read."""
+    if fl.l4_ofs is None or fl.l4_ofs >= fl.l4_end:
+        return None
+    return frame[fl.l4_ofs]
+
+
+def is_icmp_error(fl: Flow, frame: bytes) -> bool:
+    """True for an ICMPv4 error (types 3, 4, 5, 11, 12) or an ICMPv6 error
+    (types 0-127, RFC 4443 §2.1), or an ICMP packet too short to tell:
+    such packets are never answered with another ICMP error (RFC 1122
+    §3.2.2, RFC 4443 §2.4 (e); field notes item 16)."""
+    if fl.dl_type == ETH_TYPE_IP and fl.nw_proto == IPPROTO_ICMP:
+        t = icmp_type_at_l4(fl, frame)
+        return t is None or t in ICMP4_ERROR_TYPES
+    if fl.dl_type == ETH_TYPE_IPV6 and fl.nw_proto == IPPROTO_ICMPV6:
+        t = icmp_type_at_l4(fl, frame)
+        return t is None or t < 128
+    return False
+
+
+def is_tcp_rst(fl: Flow) -> bool:
+    """A TCP segment with RST set (never answered with a RST, RFC 793)."""
+    return (fl.nw_proto == IPPROTO_TCP and fl.l4_ok
+            and bool(fl.tcp_flags & TCP_RST))
