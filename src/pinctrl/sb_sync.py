@@ -14,6 +14,7 @@ import ovs.poller
 import ovs.vlog
 
 from pinctrl import coverage, dbutil
+from pinctrl.actions.dns import build_dns_cache
 from pinctrl.state import SharedState
 
 vlog = ovs.vlog.Vlog("sb_sync")
@@ -25,6 +26,9 @@ SB_DB_NAME = "OVN_Southbound"
 SB_TABLES: dict[str, list[str]] = {
     "Chassis": ["name", "hostname"],
     "Datapath_Binding": ["tunnel_key", "external_ids"],
+    # dns_lookup's records (actions/dns.py); datapaths refer to
+    # Datapath_Binding rows, whose tunnel keys the handler matches.
+    "DNS": ["records", "datapaths", "external_ids"],
     "Port_Binding": ["logical_port", "tunnel_key", "datapath", "chassis",
                      "type"],
 }
@@ -42,6 +46,12 @@ class SbSync:
                                    probe_interval_ms=probe_interval_ms)
         self._seen_seqno = -1
         self.n_rebuilds = 0
+        # Tables with row changes since the last rebuild, recorded by the
+        # IDL's notify hook during idl.run() (main thread).
+        self._dirty: set[str] = set()
+        self._dns_rows_seen = 0
+        self.n_dns_rebuilds = 0
+        self.idl.notify = self._notify
         # Summary for pinctrl/show, rebuilt with the caches (main thread).
         self.summary: dict[str, int | bool] = {}
 
@@ -51,6 +61,10 @@ class SbSync:
         if self.idl.change_seqno != self._seen_seqno:
             self._seen_seqno = self.idl.change_seqno
             self._rebuild(chassis_name)
+
+    def _notify(self, event, row, updates=None) -> None:
+        """IDL hook (main thread, inside idl.run()): remember the table."""
+        self._dirty.add(row._table.name)
 
     def wait(self, poller: ovs.poller.Poller) -> None:
         self.idl.wait(poller)
@@ -72,4 +86,26 @@ class SbSync:
             "port_bindings": len(tables["Port_Binding"].rows),
             "chassis_found": any(c.name == chassis_name
                                  for c in chassis_rows),
+            "dns_rows": len(tables["DNS"].rows) if "DNS" in tables else 0,
         }
+        dirty, self._dirty = self._dirty, set()
+        self._sync_dns(dirty)
+
+    def _sync_dns(self, dirty: set[str]) -> None:
+        """Rebuild and publish the DNS cache if the DNS table or the
+        datapaths changed.  A reconnection clears the IDL without row
+        notifications, hence the row-count check as well."""
+        table = self.idl.tables.get("DNS")
+        n_rows = len(table.rows) if table is not None else 0
+        if (not dirty & {"DNS", "Datapath_Binding"}
+                and n_rows == self._dns_rows_seen):
+            return
+        self._dns_rows_seen = n_rows
+        rows = table.rows.values() if table is not None else ()
+        cache = build_dns_cache(
+            (r.external_ids.get("dns_id"), r.records,
+             [dp.tunnel_key for dp in r.datapaths])
+            for r in rows)
+        self.n_dns_rebuilds += 1
+        coverage.inc("sb_sync_dns_cache_rebuild")
+        self.shared.set_dns_cache(cache)

@@ -18,7 +18,9 @@ import pkgutil
 from dataclasses import dataclass
 from typing import Callable
 
-from pinctrl.oxm import ResultDest
+from pinctrl import coverage
+from pinctrl.log import RateLimit, rl_log
+from pinctrl.oxm import OxmError, ResultDest, parse_result_dest
 
 
 @dataclass(slots=True)
@@ -67,3 +69,24 @@ def load_all() -> dict[int, Action]:
     for mod in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{mod.name}")
     return REGISTRY
+
+
+def result_action(pin, process: Callable[[bytes], bytes | None],
+                  counter_prefix: str, vlog, rl: RateLimit) -> Resume:
+    """The common shape of the "R = action(...)" handlers (§5.3): parse
+    the result destination from the userdata, call process(rest) with the
+    userdata after it, and resume with the reply it returns and result 1,
+    or with the original packet and result 0 when it returns None.  An
+    unusable destination is counted as counter_prefix + "bad_result",
+    warned about like 23.03, and the packet resumed with its metadata
+    unchanged.  Called by the pinctrl_handler thread."""
+    try:
+        dest, rest = parse_result_dest(pin.args)
+    except OxmError as e:
+        coverage.inc(counter_prefix + "bad_result")
+        rl_log(vlog, "warn", rl, f"bad result OXM ({e})")
+        return Resume(pin.packet, None)
+    reply = process(rest)
+    if reply is None:
+        return Resume(pin.packet, dest, False)
+    return Resume(reply, dest, True)

@@ -1,0 +1,402 @@
+"""dns_lookup (opcode 6): answer a DNS query from the Southbound DNS table.
+
+Reference §10 (pinctrl_handle_dns_lookup, sync_dns_cache).  The logical
+flow `reg0[4] = dns_lookup(); next;` pauses every UDP packet to port 53 on
+a switch that has DNS records; we either turn it into the answer in place
+(result 1: the next table swaps the addresses and sends it back) or resume
+it unchanged with result 0 (a miss: the query goes on to its destination).
+
+Three layers:
+* the cache (main thread): parse_ip_addresses, build_dns_cache turn SB
+  DNS rows into an immutable snapshot that SbSync publishes in
+  SharedState.dns_cache;
+* pure functions (any thread, in practice the pinctrl_handler thread):
+  parse_query, encode_ptr_rdata, build_answers, build_reply, process;
+* dns_lookup(), the registered handler (pinctrl_handler thread): takes the
+  snapshot reference under the mutex, then works lock-free, and adds the
+  side effects (coverage counters, rate-limited logs).
+
+Byte compatibility with 23.03 for every query 23.03 answers: answer names
+are the question's QNAME bytes (original case, no compression), class IN,
+TTL 3600, ANY gives the A then the AAAA records, PTR RDATA is 23.03's
+encoding of the value, the IPv4 header checksum covers 20 bytes, the IPv4
+UDP checksum is 0 and the IPv6 one is computed.  Deviations (docs/compat.md):
+queries with additional records (EDNS) are answered as OVN >= 23.03.3 does
+(b7fe2c8b1, reverting 4b10571aa): the reply holds the header, the first question and
+the answers, nothing else (ARCOUNT = NSCOUNT = 0, the OPT record is not
+echoed); QDCOUNT > 1, labels > 63 bytes (compression pointers), names over
+255 bytes and IPv6 extension headers are not answered.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+from types import MappingProxyType
+from typing import Iterable, Mapping, NamedTuple
+
+import ovs.vlog
+
+from pinctrl import coverage
+from pinctrl.actions import Resume, action, result_action
+from pinctrl.log import RateLimit, rl_log
+from pinctrl.packet_in import PacketIn
+from pinctrl.pkt import (IP_HEADER_LEN, UDP_HEADER_LEN, UdpError, UdpInfo,
+                         ipv4_set_csum, udp6_set_csum, udp_parse,
+                         udp_set_lengths)
+from pinctrl.state import EMPTY_MAP
+
+vlog = ovs.vlog.Vlog("pinctrl")
+
+DNS_HEADER_LEN = 12
+_FLAGS_HI, _QDCOUNT, _ANCOUNT, _NSCOUNT, _ARCOUNT = 2, 4, 6, 8, 10
+QR_BIT = 0x80                   # in the first flags byte
+MAX_LABEL_LEN = 63              # RFC 1035 §2.3.4; 0xC0.. are pointers
+MAX_NAME_LEN = 255              # wire length, terminating zero included
+TYPE_A, TYPE_PTR, TYPE_AAAA, TYPE_ANY = 1, 12, 28, 255
+SUPPORTED_TYPES = frozenset((TYPE_A, TYPE_PTR, TYPE_AAAA, TYPE_ANY))
+CLASS_IN = 1
+DEFAULT_TTL = 3600
+_U16 = struct.Struct("!H")
+_RR_FIXED = struct.Struct("!HHIH")      # TYPE, CLASS, TTL, RDLENGTH
+
+COUNTER_PREFIX = "pinctrl_dns_drop_"
+
+
+# --- the cache (main thread) -------------------------------------------------
+
+class DnsRecord(NamedTuple):
+    """One SB DNS `records` value, pre-parsed by the main thread."""
+    value: bytes                # UTF-8, as stored (PTR answers use it)
+    ipv4: tuple[bytes, ...]     # 4-byte addresses, in value order
+    ipv6: tuple[bytes, ...]     # 16-byte addresses, in value order
+
+
+DnsCache = Mapping[int, Mapping[bytes, DnsRecord]]
+
+_IP4 = r"\s*(\d+)\.(\d+)\.(\d+)\.(\d+)"
+_IP4_MASKED = re.compile(_IP4 + r"/(\d+)\.(\d+)\.(\d+)\.(\d+)")
+_IP4_PREFIX = re.compile(_IP4 + r"/(-?\d+)")
+_IP4_PLAIN = re.compile(_IP4)
+_IP6 = re.compile(r"\s*([0-9a-fA-F:.]{1,46})")
+_IP6_PREFIX = re.compile(r"/(-?\d+)")
+_IP6_MASK = re.compile(r"/([0-9a-fA-F:.]{1,46})")
+
+
+def _quad(groups: tuple[str, ...]) -> bytes | None:
+    nums = [int(g) for g in groups]
+    return bytes(nums) if all(n <= 255 for n in nums) else None
+
+
+def _is_cidr(mask: bytes) -> bool:
+    bits = int.from_bytes(mask, "big")
+    inv = ~bits & ((1 << (8 * len(mask))) - 1)
+    return inv & (inv + 1) == 0
+
+
+def _scan_ip4(s: str, pos: int) -> tuple[bytes, int] | None:
+    """OVS ip_parse_cidr_len() at 'pos': address[/mask|/prefix]."""
+    m = _IP4_MASKED.match(s, pos)
+    if m:
+        addr, mask = _quad(m.groups()[:4]), _quad(m.groups()[4:])
+        if addr is None or mask is None or not _is_cidr(mask):
+            return None
+        return addr, m.end()
+    m = _IP4_PREFIX.match(s, pos)
+    if m:
+        addr = _quad(m.groups()[:4])
+        if addr is None or not 0 <= int(m.group(5)) <= 32:
+            return None
+        return addr, m.end()
+    m = _IP4_PLAIN.match(s, pos)
+    if m:
+        addr = _quad(m.groups())
+        return (addr, m.end()) if addr is not None else None
+    return None
+
+
+def _pton6(text: str) -> bytes | None:
+    try:
+        return socket.inet_pton(socket.AF_INET6, text)
+    except (OSError, ValueError):
+        return None
+
+
+def _scan_ip6(s: str, pos: int) -> tuple[bytes, int] | None:
+    """OVS ipv6_parse_cidr_len() at 'pos': address[/prefix|/mask]."""
+    m = _IP6.match(s, pos)
+    addr = _pton6(m.group(1)) if m else None
+    if addr is None:
+        return None
+    end = m.end()
+    p = _IP6_PREFIX.match(s, end)
+    if p:
+        return (addr, p.end()) if 0 <= int(p.group(1)) <= 128 else None
+    p = _IP6_MASK.match(s, end)
+    if p:
+        mask = _pton6(p.group(1))
+        if mask is None or not _is_cidr(mask):
+            return None
+        return addr, p.end()
+    return addr, end
+
+
+def parse_ip_addresses(value: str) -> tuple[tuple[bytes, ...],
+                                             tuple[bytes, ...]]:
+    """Pure.  OVN's extract_ip_addresses(): whitespace-separated IPv4 and
+    IPv6 addresses, each with an optional prefix or CIDR mask; scanning
+    stops at the first thing that is neither, keeping what came before.
+    Returns (ipv4 addresses, ipv6 addresses)."""
+    v4: list[bytes] = []
+    v6: list[bytes] = []
+    pos = 0
+    while pos < len(value):
+        got = _scan_ip4(value, pos)
+        if got is not None:
+            v4.append(got[0])
+        else:
+            got = _scan_ip6(value, pos)
+            if got is None:
+                break
+            v6.append(got[0])
+        pos = got[1]
+    return tuple(v4), tuple(v6)
+
+
+def make_record(value: str) -> DnsRecord:
+    v4, v6 = parse_ip_addresses(value)
+    return DnsRecord(value.encode("utf-8", "surrogateescape"), v4, v6)
+
+
+def build_dns_cache(rows: Iterable[tuple[str | None, Mapping[str, str],
+                                         Iterable[int]]]) -> DnsCache:
+    """Pure (main thread).  'rows' are SB DNS rows as (external_ids:dns_id,
+    records, datapath tunnel keys).  Rows without dns_id are ignored, like
+    23.03.  The result maps each datapath key to {name bytes: DnsRecord};
+    names are the `records` keys as stored (northd lower-cases them; the
+    handler looks up the lower-cased query name, so an upper-case key
+    never matches, as in 23.03).  When two rows on one datapath hold the
+    same name, the row with the smaller dns_id wins (23.03: hash order).
+    The result and everything in it are immutable."""
+    per_dp: dict[int, dict[bytes, DnsRecord]] = {}
+    parsed: dict[str, DnsRecord] = {}
+    for dns_id, records, dp_keys in sorted(
+            (r for r in rows if r[0] is not None), key=lambda r: r[0]):
+        keys = sorted(set(dp_keys))
+        for name, value in sorted(records.items()):
+            rec = parsed.get(value)
+            if rec is None:
+                rec = parsed[value] = make_record(value)
+            bname = name.encode("utf-8", "surrogateescape")
+            for dp in keys:
+                per_dp.setdefault(dp, {}).setdefault(bname, rec)
+    return MappingProxyType({dp: MappingProxyType(names)
+                             for dp, names in per_dp.items()})
+
+
+# --- query processing (handler thread, pure) --------------------------------
+
+class LogLine(NamedTuple):
+    level: str      # "warn" | "dbg"
+    text: str
+
+
+class Outcome(NamedTuple):
+    """What process() decided: the reply frame (None: resume the query
+    unchanged with result 0) and the coverage counter to bump."""
+    reply: bytes | None
+    counter: str
+    log: LogLine | None = None
+
+
+class DnsReject(Exception):
+    """A query we do not answer: 'counter' is the full counter name."""
+
+    def __init__(self, counter: str, log: LogLine | None = None) -> None:
+        super().__init__(counter)
+        self.counter = counter
+        self.log = log
+
+
+def _drop(reason: str, log: LogLine | None = None) -> DnsReject:
+    return DnsReject(COUNTER_PREFIX + reason, log)
+
+
+_TRUNCATED = LogLine("warn", "truncated dns packet")
+
+
+class DnsQuery(NamedTuple):
+    udp: UdpInfo
+    dns_ofs: int
+    qname_ofs: int
+    qname_end: int      # after the terminating zero label
+    name: bytes         # labels joined with '.', original case
+    qtype: int
+
+
+def parse_query(frame: bytes) -> DnsQuery:
+    """Pure.  Validate a DNS query in 23.03's order (§10.3) with bounds:
+    UDP payload >= 12 bytes, QR clear, QDCOUNT 1, first QNAME made of
+    labels <= 63 bytes (so no compression pointer is followed) within 255
+    bytes and within the UDP data, QTYPE/QCLASS present.  ARCOUNT is not
+    looked at (deviation, see module doc).  Raises DnsReject."""
+    try:
+        u = udp_parse(frame)
+    except UdpError as e:
+        # 23.03 warns about a datagram too short for a UDP header as about
+        # one too short for the DNS header.
+        raise _drop(e.reason, _TRUNCATED if e.reason == "short_udp"
+                    else None) from None
+    dns = u.l4_ofs + UDP_HEADER_LEN
+    # 23.03 checks the L4 size (padding excluded), not the UDP length.
+    if dns + DNS_HEADER_LEN > u.l4_end:
+        raise _drop("truncated", _TRUNCATED)
+    if frame[dns + _FLAGS_HI] & QR_BIT:
+        raise DnsReject("pinctrl_dns_not_query")
+    qdcount = _U16.unpack_from(frame, dns + _QDCOUNT)[0]
+    if qdcount == 0:
+        raise _drop("no_question")
+    if qdcount > 1:
+        raise _drop("multi_question")
+
+    end = u.data_end
+    start = p = dns + DNS_HEADER_LEN
+    labels: list[bytes] = []
+    while p < end and frame[p]:
+        n = frame[p]
+        if n > MAX_LABEL_LEN:
+            raise _drop("bad_label")
+        if p + 1 + n > end:
+            raise _drop("truncated")
+        labels.append(bytes(frame[p + 1:p + 1 + n]))
+        p += 1 + n
+        if p + 1 - start > MAX_NAME_LEN:
+            raise _drop("name_too_long")
+    qname_end = p + 1
+    if qname_end + 4 > end:
+        raise _drop("truncated")
+    qtype = _U16.unpack_from(frame, qname_end)[0]
+    return DnsQuery(u, dns, start, qname_end, b".".join(labels), qtype)
+
+
+def encode_ptr_rdata(value: bytes) -> bytes:
+    """Pure.  23.03's dns_build_ptr_answer() encoding of a PTR value:
+    len(value) + 2 bytes, the value split into labels on '.', a trailing
+    '.' giving an extra zero byte.  Replayed literally (8-bit label index
+    and label lengths included), so odd values give 23.03's bytes too."""
+    out = bytearray(len(value) + 2)
+    label_idx = 0
+    label_len = 0
+    ptr = 1
+    for ch in value:
+        if ch == 0x2E:                              # '.'
+            out[label_idx] = label_len & 0xFF
+            label_idx = (label_idx + label_len + 1) & 0xFF
+            label_len = 0
+        else:
+            out[ptr] = ch
+            label_len += 1
+        ptr += 1
+    if label_len:
+        out[label_idx] = label_len & 0xFF
+    return bytes(out)
+
+
+def _rr(qname: bytes, rtype: int, rdata: bytes) -> bytes:
+    return qname + _RR_FIXED.pack(rtype, CLASS_IN, DEFAULT_TTL,
+                                  len(rdata) & 0xFFFF) + rdata
+
+
+def build_answers(qname: bytes, qtype: int, rec: DnsRecord
+                  ) -> tuple[int, bytes]:
+    """Pure.  (ANCOUNT, answer section) for 'rec', as 23.03: PTR gives
+    one PTR RR; A/AAAA one RR per address of that family; ANY all A RRs
+    then all AAAA RRs.  (0, b"") when nothing applies."""
+    if qtype == TYPE_PTR:
+        return 1, _rr(qname, TYPE_PTR, encode_ptr_rdata(rec.value))
+    rrs: list[bytes] = []
+    if qtype in (TYPE_A, TYPE_ANY):
+        rrs += [_rr(qname, TYPE_A, a) for a in rec.ipv4]
+    if qtype in (TYPE_AAAA, TYPE_ANY):
+        rrs += [_rr(qname, TYPE_AAAA, a) for a in rec.ipv6]
+    return len(rrs), b"".join(rrs)
+
+
+def build_reply(frame: bytes, q: DnsQuery, ancount: int, answers: bytes
+                ) -> bytes | None:
+    """Pure.  The response frame: L2/L3/UDP headers copied from the query,
+    the DNS header with QR set, ANCOUNT = 'ancount', NSCOUNT = ARCOUNT = 0
+    (ID, opcode, RD, RCODE and QDCOUNT kept), the question verbatim, the
+    answers.  Anything after the question (additional records, frame
+    padding) is dropped.  None if the reply would exceed 64 KiB."""
+    u = q.udp
+    qend = q.qname_end + 4
+    l4_len = qend - u.l4_ofs + len(answers)
+    if u.l4_ofs - u.l3_ofs + l4_len > 0xFFFF:
+        return None
+    out = bytearray(frame[:qend])
+    out += answers
+    dns = q.dns_ofs
+    out[dns + _FLAGS_HI] |= QR_BIT
+    _U16.pack_into(out, dns + _ANCOUNT, ancount)
+    _U16.pack_into(out, dns + _NSCOUNT, 0)
+    _U16.pack_into(out, dns + _ARCOUNT, 0)
+    udp_set_lengths(out, u, l4_len)
+    if u.ipv6:
+        udp6_set_csum(out, u.l3_ofs, u.l4_ofs)
+    else:
+        _U16.pack_into(out, u.l4_ofs + 6, 0)        # no UDP checksum
+        # 23.03 sums sizeof(struct ip_header) = 20 bytes.
+        ipv4_set_csum(out, u.l3_ofs, IP_HEADER_LEN)
+    return bytes(out)
+
+
+def process(frame: bytes, dp_key: int, cache: DnsCache) -> Outcome:
+    """Pure.  The whole of dns_lookup after the result destination, for
+    the query 'frame' on datapath 'dp_key'.  Never raises on malformed
+    input."""
+    try:
+        q = parse_query(frame)
+    except DnsReject as e:
+        return Outcome(None, e.counter, e.log)
+    if q.qtype not in SUPPORTED_TYPES:
+        return Outcome(None, "pinctrl_dns_unsupported_type")
+    rec = cache.get(dp_key, EMPTY_MAP).get(q.name.lower())
+    if rec is None:
+        return Outcome(None, "pinctrl_dns_miss")
+    qname = bytes(frame[q.qname_ofs:q.qname_end])
+    ancount, answers = build_answers(qname, q.qtype, rec)
+    if not ancount:
+        return Outcome(None, "pinctrl_dns_no_answer")
+    reply = build_reply(frame, q, ancount, answers)
+    if reply is None:
+        return Outcome(None, COUNTER_PREFIX + "reply_too_big")
+    return Outcome(reply, "pinctrl_dns_answered")
+
+
+_rl = RateLimit(1, 5)           # VLOG_RATE_LIMIT_INIT(1, 5), one per site
+_rl_bad_result = RateLimit(1, 5)
+
+
+def _cache(env: object) -> DnsCache:
+    shared = getattr(env, "shared", None)
+    return shared.get_dns_cache() if shared is not None else EMPTY_MAP
+
+
+@action(6, "dns_lookup", pause=True)
+def dns_lookup(pin: PacketIn, env: object = None) -> Resume:
+    """Handler for opcode 6 (pinctrl_handler thread).  Returns the answer
+    with result 1, or the query with result 0; if the result destination
+    is unusable, the query with the metadata echoed unchanged."""
+    cache = _cache(env)
+
+    def answer(rest: bytes) -> bytes | None:
+        # Userdata after the result destination is ignored, like 23.03.
+        out = process(pin.packet, pin.metadata.datapath, cache)
+        coverage.inc(out.counter)
+        if out.log is not None:
+            rl_log(vlog, out.log.level, _rl, out.log.text)
+        return out.reply
+
+    return result_action(pin, answer, COUNTER_PREFIX, vlog, _rl_bad_result)
