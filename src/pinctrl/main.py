@@ -316,7 +316,8 @@ class Daemon:
             f"Southbound: {'connected' if sb.connected() else 'connecting'}"
             f" ({sb.remotes}, leader-only: false)",
             f"Southbound rows: {sb.summary.get('datapaths', 0)} datapaths, "
-            f"{sb.summary.get('port_bindings', 0)} port bindings",
+            f"{sb.summary.get('port_bindings', 0)} port bindings, "
+            f"{sb.summary.get('dns_rows', 0)} DNS rows",
             f"Handler thread: {self._handler_health()}",
             f"Uptime: {int(time.monotonic() - self.started)} s",
         ]

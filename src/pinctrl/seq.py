@@ -27,6 +27,19 @@ def _make_pipe() -> tuple[int, int]:
     return r, w
 
 
+def _close_pipe(obj) -> None:
+    """Close obj's pipe once (close() and __del__ may both run)."""
+    for attr in ("_rfd", "_wfd"):
+        fd = getattr(obj, attr, -1)
+        if fd >= 0:
+            setattr(obj, attr, -1)
+            try:
+                os.close(fd)
+            except OSError as e:  # pragma: no cover
+                if e.errno != errno.EBADF:
+                    raise
+
+
 def _drain(fd: int) -> None:
     try:
         while os.read(fd, 512):
@@ -75,12 +88,9 @@ class Seq:
         poller.fd_wait(self._rfd, select.POLLIN)
 
     def close(self) -> None:
-        for fd in (self._rfd, self._wfd):
-            try:
-                os.close(fd)
-            except OSError as e:  # pragma: no cover
-                if e.errno != errno.EBADF:
-                    raise
+        _close_pipe(self)
+
+    __del__ = close
 
 
 class Latch:
@@ -106,5 +116,6 @@ class Latch:
         poller.fd_wait(self._rfd, select.POLLIN)
 
     def close(self) -> None:
-        os.close(self._rfd)
-        os.close(self._wfd)
+        _close_pipe(self)
+
+    __del__ = close

@@ -47,3 +47,12 @@ def test_latch():
     threading.Timer(0.05, latch.set).start()
     assert _blocks_for(latch.wait, timeout_ms=2000) < 1.0
     assert latch.is_set()
+
+
+def test_pipes_are_released():
+    import os
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(2000):           # would exhaust a 1024-fd limit if leaked
+        Seq().change()
+        Latch().set()
+    assert len(os.listdir("/proc/self/fd")) <= before + 4
