@@ -15,6 +15,7 @@ from pinctrl.actions import dhcpv4 as d
 from pinctrl.nx_resume import encode_resume
 from pinctrl.packet_in import PacketIn
 from tests import goldens
+from tests.helpers import VlogRecorder
 
 MAC = bytes.fromhex("505400000001")
 OFFER = bytes([10, 0, 0, 11])
@@ -102,14 +103,6 @@ def counter_delta(fn, name):
     before = coverage.get(name)
     out = fn()
     return out, coverage.get(name) - before
-
-
-class VlogRecorder:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def __getattr__(self, level):
-        return lambda msg: self.lines.append((level.upper(), msg))
 
 
 @pytest.fixture

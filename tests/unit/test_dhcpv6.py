@@ -16,6 +16,7 @@ from pinctrl.actions import dhcpv6 as d
 from pinctrl.nx_resume import encode_resume
 from pinctrl.packet_in import PacketIn
 from tests import goldens
+from tests.helpers import VlogRecorder
 
 RESULT_HDR = bytes.fromhex("0001de1000000063")     # reg0[3], §5.3
 OPCODE_HDR = bytes.fromhex("0000000500000000")
@@ -84,14 +85,6 @@ def counted(fn, name):
     out = fn()
     assert coverage.get(name) - before == 1, name
     return out
-
-
-class VlogRecorder:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def __getattr__(self, level):
-        return lambda m: self.lines.append((level.upper(), m))
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from pinctrl.oxm import Metadata
 from pinctrl.packet_in import PacketIn
 from pinctrl.state import SharedState
 from tests import goldens
+from tests.helpers import VlogRecorder
 
 dns_message = pytest.importorskip("dns.message")
 import dns.rdatatype  # noqa: E402  (dnspython, test extra)
@@ -116,14 +117,6 @@ def counted(fn, name):
     out = fn()
     assert coverage.get(name) - before == 1, name
     return out
-
-
-class VlogRecorder:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def __getattr__(self, level):
-        return lambda msg: self.lines.append((level.upper(), msg))
 
 
 @pytest.fixture
