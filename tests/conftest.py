@@ -16,24 +16,14 @@ On failure, the tails of the sandbox/daemon logs are attached to the report.
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
+from tests.helpers import unavailable
 from tests.harness.sandbox import (
     Daemon, Sandbox, daemon_unavailable, missing_prerequisites,
 )
 
-
-def in_ci() -> bool:
-    return os.environ.get("CI") == "true"
-
-
-def unavailable(reason: str):
-    """skip locally, fail in CI."""
-    if in_ci():
-        pytest.fail(f"integration prerequisite missing in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def _make_sandbox(datapath_type: str) -> Sandbox:

@@ -3,11 +3,24 @@
     VlogRecorder    stands in for an ovs.vlog.Vlog: records (LEVEL, text)
     counter_delta   run fn(), return (its result, how much a coverage
                     counter grew)
+    unavailable     a prerequisite is missing: skip locally, FAIL when
+                    CI=true (coverage must never silently vanish in CI)
 """
 
 from __future__ import annotations
 
+import os
+
+import pytest
+
 from pinctrl import coverage
+
+
+def unavailable(reason: str) -> None:
+    """Skip the test locally; fail it in CI (CI=true)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"prerequisite missing in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 class VlogRecorder:

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from tests.helpers import unavailable
+
 from tests.harness.sandbox import daemon_executable, daemon_help, daemon_unavailable
 
 pytestmark = pytest.mark.integration
@@ -17,9 +19,7 @@ pytestmark = pytest.mark.integration
 def need_daemon():
     reason = daemon_unavailable()
     if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        unavailable(reason)
 
 
 def run(*args, timeout=30):

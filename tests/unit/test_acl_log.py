@@ -25,7 +25,7 @@ from pinctrl.actions import REGISTRY, not_yet
 from pinctrl.actions import acl_log as m
 from pinctrl.packet_in import PacketIn
 from tests import goldens
-from tests.helpers import VlogRecorder
+from tests.helpers import VlogRecorder, unavailable
 
 
 @pytest.fixture
@@ -221,11 +221,11 @@ def test_flow_format_short_frame():
         "dl_dst=00:00:00:00:00:00,dl_type=0x0000"
 
 
-@pytest.mark.skipif(shutil.which("ovs-ofctl") is None,
-                    reason="ovs-ofctl not installed")
 def test_flow_format_matches_ovs_ofctl_on_fuzzed_frames(tmp_path):
     """Differential test: `ovs-ofctl parse-pcap` prints OVS's own
     flow_format(flow_extract()) of each frame."""
+    if shutil.which("ovs-ofctl") is None:
+        unavailable("ovs-ofctl not installed")
     from scapy.layers.inet import ICMP
     from scapy.layers.inet6 import (
         ICMPv6ND_NA,

@@ -241,7 +241,7 @@ def test_reply_lengths_checksums_and_copied_fields():
 
 
 def test_reply_decodes_with_scapy():
-    scapy = pytest.importorskip("scapy.all")
+    import scapy.all as scapy       # a test dependency (pyproject)
     res = run(frame(bootp()), tlv(1, ip4("255.255.255.0"))
               + tlv(51, struct.pack("!I", 3600)) + tlv(54, SERVER))
     p = scapy.Ether(res.packet)

@@ -279,7 +279,7 @@ def test_padding_and_bytes_after_udp_length_ignored():
 
 
 def test_reply_decodes_with_scapy():
-    scapy = pytest.importorskip("scapy.all")
+    import scapy.all as scapy       # a test dependency (pyproject)
     from scapy.layers import dhcp6
     p = scapy.Ether(run(frame(msg(d.SOLICIT))).packet)
     adv = p[dhcp6.DHCP6_Advertise]

@@ -23,6 +23,7 @@ import ovs.poller
 from pinctrl.actions import dns as d
 from pinctrl.sb_sync import SbSync
 from pinctrl.state import SharedState
+from tests.helpers import unavailable
 from tests.unit.test_dns import GOLDEN_CACHE, GOLDEN_DNS_ID, dns_msg, frame4
 
 SCHEMA = Path("/usr/share/ovn/ovn-sb.ovsschema")
@@ -93,7 +94,7 @@ class SbServer:
 def sb_server(tmp_path):
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing or not SCHEMA.exists():
-        pytest.skip(f"needs {missing or SCHEMA}")
+        unavailable(f"needs {missing or SCHEMA}")
     srv = SbServer(tmp_path)
     try:
         srv.start()
