@@ -21,7 +21,7 @@ from pinctrl.state import SharedState
 from tests import goldens
 from tests.helpers import VlogRecorder
 
-dns_message = pytest.importorskip("dns.message")
+import dns.message as dns_message  # noqa: E402  (dnspython: a test dependency)
 import dns.rdatatype  # noqa: E402  (dnspython, test extra)
 
 # The SB DNS row of tests/golden/ovn-23.03/sb.backup.db (sw0 = dp key 1);
@@ -405,7 +405,7 @@ def test_edns_query_answered_opt_dropped():
 def test_edns_client_subnet_like_ovn_test():
     """OVN's own test "dns lookup : EDNS" (b7fe2c8b1): an OPT with an
     ECS option; the expected reply is DNS(qr=1, qd, an) only."""
-    scapy = pytest.importorskip("scapy.all")
+    import scapy.all as scapy       # a test dependency (pyproject)
     from scapy.layers.dns import DNS, DNSQR, DNSRR, DNSRROPT
     try:
         from scapy.layers.dns import EDNS0ClientSubnet
