@@ -9,6 +9,7 @@ Small, stable API for unit tests:
     decode_of(hexstr)               os-ken message object for one message
     packet_in_from_hex(hexstr)      pinctrl PacketIn from an NXT_PACKET_IN2
     log_text(line)                  (level, text) of an ovn_controller_log line
+    paused_pairs(prefix, opcode)    (name, step, packet-in, NXT_RESUME) records
 
 The file format is described in tests/golden/ovn-23.03/README-upstream.md
 ("Exchange file format").
@@ -97,3 +98,25 @@ def same_message(ours: bytes, recorded: bytes) -> bool:
     ovn-controller's xids vary): header bytes 0-3 and everything from
     byte 8 on."""
     return ours[:4] == recorded[:4] and ours[8:] == recorded[8:]
+
+
+def paused_pairs(prefix: str = "", opcode: int | None = None
+                 ) -> Iterator[tuple[str, dict[str, Any], dict[str, Any],
+                                     dict[str, Any]]]:
+    """For every recorded NXT_PACKET_IN2 of the exchanges starting with
+    'prefix' (optionally only those whose userdata opcode is 'opcode'):
+    (exchange name, step, packet-in record, the next NXT_RESUME record of
+    the same step)."""
+    for name in exchange_names(prefix):
+        for step in load_exchange(name).get("steps", []):
+            recs = step["openflow_pinctrl"]
+            for i, rec in enumerate(recs):
+                if rec["msg"] != "NXT_PACKET_IN2":
+                    continue
+                if (opcode is not None and int(
+                        rec.get("userdata_hex", "")[:8] or "0", 16) != opcode):
+                    continue
+                resume = next((r for r in recs[i + 1:]
+                               if r["msg"] == "NXT_RESUME"), None)
+                if resume is not None:
+                    yield name, step, rec, resume

@@ -1,6 +1,7 @@
 """Small shared helpers for unit tests (no fixtures: import what you need).
 
     VlogRecorder    stands in for an ovs.vlog.Vlog: records (LEVEL, text)
+    counted         run fn(), assert a coverage counter grew by one
     counter_delta   run fn(), return (its result, how much a coverage
                     counter grew)
     unavailable     a prerequisite is missing: skip locally, FAIL when
@@ -20,7 +21,7 @@ def unavailable(reason: str) -> None:
     """Skip the test locally; fail it in CI (CI=true)."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"prerequisite missing in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason)     # reached only outside CI (see above)
 
 
 class VlogRecorder:
@@ -39,6 +40,13 @@ class VlogRecorder:
 
     def __getattr__(self, level):
         return lambda msg: self.lines.append((level.upper(), msg))
+
+
+def counted(fn, name: str):
+    """fn(), asserting it bumped coverage counter 'name' exactly once."""
+    out, delta = counter_delta(name, fn)
+    assert delta == 1, name
+    return out
 
 
 def counter_delta(name: str, fn):

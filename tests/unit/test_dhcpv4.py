@@ -116,23 +116,12 @@ def logs(monkeypatch):
 # --- golden exchanges ---------------------------------------------------------
 
 def _golden_cases():
-    cases = []
-    for name in goldens.exchange_names("dhcpv4_"):
-        ex = goldens.load_exchange(name)
-        for step in ex["steps"]:
-            recs = step["openflow_pinctrl"]
-            for i, rec in enumerate(recs):
-                if rec["msg"] != "NXT_PACKET_IN2":
-                    continue
-                if not rec["userdata_hex"].startswith("00000002"):
-                    continue
-                resume = next(r for r in recs[i + 1:]
-                              if r["msg"] == "NXT_RESUME")
-                cases.append(pytest.param(
-                    rec, resume, step["ovn_controller_log"],
-                    id=name if len(ex["steps"]) == 1
-                    else f"{name}:{step['title']}"))
-    return cases
+    multi = {n for n in goldens.exchange_names("dhcpv4_")
+             if len(goldens.load_exchange(n)["steps"]) > 1}
+    return [pytest.param(rec, resume, step["ovn_controller_log"],
+                         id=f"{name}:{step['title']}" if name in multi
+                         else name)
+            for name, step, rec, resume in goldens.paused_pairs("dhcpv4_", 2)]
 
 
 GOLDEN = _golden_cases()

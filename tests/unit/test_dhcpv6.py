@@ -10,13 +10,13 @@ import struct
 
 import pytest
 
-from pinctrl import coverage, dispatch, pkt
+from pinctrl import dispatch, pkt
 from pinctrl.actions import REGISTRY, Resume, load_all
 from pinctrl.actions import dhcpv6 as d
 from pinctrl.nx_resume import encode_resume
 from pinctrl.packet_in import PacketIn
 from tests import goldens
-from tests.helpers import VlogRecorder
+from tests.helpers import VlogRecorder, counted
 
 RESULT_HDR = bytes.fromhex("0001de1000000063")     # reg0[3], §5.3
 OPCODE_HDR = bytes.fromhex("0000000500000000")
@@ -80,13 +80,6 @@ def reply_opts(res: Resume, l4: int = 54) -> list[tuple[int, bytes]]:
     return out
 
 
-def counted(fn, name):
-    before = coverage.get(name)
-    out = fn()
-    assert coverage.get(name) - before == 1, name
-    return out
-
-
 @pytest.fixture
 def logs(monkeypatch):
     rec = VlogRecorder()
@@ -102,20 +95,9 @@ DEVIATIONS = {"dhcpv6_release_unsupported"}
 
 
 def _golden_cases():
-    cases = []
-    for name in goldens.exchange_names("dhcpv6_"):
-        ex = goldens.load_exchange(name)
-        for step in ex["steps"]:
-            recs = step["openflow_pinctrl"]
-            for i, rec in enumerate(recs):
-                if rec["msg"] != "NXT_PACKET_IN2":
-                    continue
-                resume = next(r for r in recs[i + 1:]
-                              if r["msg"] == "NXT_RESUME")
-                cases.append(pytest.param(name, rec, resume,
-                                          step["ovn_controller_log"],
-                                          id=name))
-    return cases
+    return [pytest.param(name, rec, resume, step["ovn_controller_log"],
+                         id=name)
+            for name, step, rec, resume in goldens.paused_pairs("dhcpv6_")]
 
 
 GOLDEN = _golden_cases()

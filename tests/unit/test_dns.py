@@ -19,7 +19,7 @@ from pinctrl.oxm import Metadata
 from pinctrl.packet_in import PacketIn
 from pinctrl.state import SharedState
 from tests import goldens
-from tests.helpers import VlogRecorder
+from tests.helpers import VlogRecorder, counted
 
 import dns.message as dns_message  # noqa: E402  (dnspython: a test dependency)
 import dns.rdatatype  # noqa: E402  (dnspython, test extra)
@@ -112,13 +112,6 @@ def answer(res: Resume, l4: int = 34) -> dns_message.Message:
     return dns_message.from_wire(res.packet[l4 + 8:])
 
 
-def counted(fn, name):
-    before = coverage.get(name)
-    out = fn()
-    assert coverage.get(name) - before == 1, name
-    return out
-
-
 @pytest.fixture
 def logs(monkeypatch):
     rec = VlogRecorder()
@@ -130,20 +123,8 @@ def logs(monkeypatch):
 # --- golden exchanges ---------------------------------------------------------
 
 def _golden_cases():
-    cases = []
-    for name in goldens.exchange_names("dns_"):
-        ex = goldens.load_exchange(name)
-        for step in ex["steps"]:
-            recs = step["openflow_pinctrl"]
-            for i, rec in enumerate(recs):
-                if rec["msg"] != "NXT_PACKET_IN2":
-                    continue
-                resume = next(r for r in recs[i + 1:]
-                              if r["msg"] == "NXT_RESUME")
-                cases.append(pytest.param(rec, resume,
-                                          step["ovn_controller_log"],
-                                          id=name))
-    return cases
+    return [pytest.param(rec, resume, step["ovn_controller_log"], id=name)
+            for name, step, rec, resume in goldens.paused_pairs("dns_")]
 
 
 GOLDEN = _golden_cases()
