@@ -14,6 +14,7 @@ decoder is tested against.
 from __future__ import annotations
 
 import struct
+from typing import Iterable, Iterator
 
 from os_ken.ofproto import nicira_ext
 
@@ -79,21 +80,31 @@ def decode_packet_in2(msg: bytes) -> PacketIn:
     end = int.from_bytes(msg[2:4], "big")
     if end > len(msg) or end < _NX_HDR_LEN:
         raise PacketInError("packet-in length field out of range")
-    packet = None
-    pin = PacketIn(b"")
+    return _build(_walk_props(msg, end))
+
+
+def _walk_props(msg: bytes, end: int) -> Iterator[tuple[int, bytes]]:
     ofs = _NX_HDR_LEN
+    while ofs < end:
+        if end - ofs < 4:
+            raise PacketInError("truncated packet-in property header")
+        ptype, plen = _PROP_HDR.unpack_from(msg, ofs)
+        if plen < 4 or ofs + plen > end:
+            raise PacketInError(f"bad packet-in property {ptype} length")
+        yield ptype, msg[ofs + 4:ofs + plen]
+        ofs += (plen + 7) & ~7
+
+
+def _build(props: Iterable[tuple[int, bytes]]) -> PacketIn:
+    """A PacketIn from (type, payload) properties, whoever walked them."""
+    pin = PacketIn(b"")
+    packet = None
     try:
-        while ofs < end:
-            if end - ofs < 4:
-                raise PacketInError("truncated packet-in property header")
-            ptype, plen = _PROP_HDR.unpack_from(msg, ofs)
-            if plen < 4 or ofs + plen > end:
-                raise PacketInError(f"bad packet-in property {ptype} length")
-            d = msg[ofs + 4:ofs + plen]
-            _set_prop(pin, ptype, d)
+        for ptype, d in props:
             if ptype == nicira_ext.NXPINT_PACKET:
                 packet = d
-            ofs += (plen + 7) & ~7
+            else:
+                _set_prop(pin, ptype, d)
     except (IndexError, struct.error, OxmError) as e:
         raise PacketInError(f"malformed packet-in property: {e}") from e
     if packet is None:
@@ -121,7 +132,7 @@ def _set_prop(pin: PacketIn, t: int, d: bytes) -> None:
         pin.full_len = _U32.unpack_from(d, 0)[0]
     elif t == nicira_ext.NXPINT_BUFFER_ID:
         pin.buffer_id = _U32.unpack_from(d, 0)[0]
-    # Other types (PACKET is handled by the caller) are tolerated:
+    # Other types (PACKET is handled by _build) are tolerated:
     # OVS's own decoder is "loose" too.
 
 
@@ -129,21 +140,12 @@ def from_os_ken(msg) -> PacketIn:
     """Build a PacketIn from os-ken's parsed NXTPacketIn2.  os-ken keeps each
     property's raw payload (p.data), which is all we read; its own 'cookie'
     attribute ignores the property's 4 pad bytes, so it is not used."""
-    packet = None
-    pin = PacketIn(b"")
-    try:
+    def props() -> Iterator[tuple[int, bytes]]:
         for p in msg.properties:
-            t, d = p.type, bytes(p.data)
+            d = bytes(p.data)
             if p.length < 4 or len(d) != p.length - 4:
                 # os-ken does not check property lengths against the
                 # message; a short property would yield short data.
-                raise PacketInError(f"truncated packet-in property {t}")
-            _set_prop(pin, t, d)
-            if t == nicira_ext.NXPINT_PACKET:
-                packet = d
-    except (IndexError, struct.error, OxmError) as e:
-        raise PacketInError(f"malformed packet-in property: {e}") from e
-    if packet is None:
-        raise PacketInError("packet-in without packet")
-    pin.packet = packet
-    return pin
+                raise PacketInError(f"truncated packet-in property {p.type}")
+            yield p.type, d
+    return _build(props())
