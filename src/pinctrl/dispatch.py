@@ -75,7 +75,7 @@ def process_packet_in(pin: PacketIn, env: HandlerEnv,
         rl_log(vlog, "warn", _rl_bad,
                f"unrecognized packet-in opcode {opcode}")
         return []
-    coverage.inc(f"pinctrl_pin_{act.name}")
+    coverage.inc(act.counter)
 
     try:
         replies = _as_list(act.handler(pin, env))

@@ -49,6 +49,7 @@ class Action:
     name: str           # OVN's name (ovnact_op_to_string), for logs
     pause: bool         # flows use controller(pause): must NXT_RESUME
     handler: Callable
+    counter: str        # coverage counter of its packet-ins
 
 
 REGISTRY: dict[int, Action] = {}
@@ -59,7 +60,8 @@ def action(opcode: int, name: str, pause: bool = False) -> Callable:
     def register(fn: Callable) -> Callable:
         if opcode in REGISTRY:
             raise ValueError(f"opcode {opcode} registered twice")
-        REGISTRY[opcode] = Action(opcode, name, pause, fn)
+        REGISTRY[opcode] = Action(opcode, name, pause, fn,
+                                  f"pinctrl_pin_{name}")
         return fn
     return register
 
