@@ -10,6 +10,7 @@ Small, stable API for unit tests:
     packet_in_from_hex(hexstr)      pinctrl PacketIn from an NXT_PACKET_IN2
     log_text(line)                  (level, text) of an ovn_controller_log line
     paused_pairs(prefix, opcode)    (name, step, packet-in, NXT_RESUME) records
+    assert_resume_matches(...)      an action's Resume equals the recorded one
 
 The file format is described in tests/golden/ovn-23.03/README-upstream.md
 ("Exchange file format").
@@ -18,6 +19,7 @@ The file format is described in tests/golden/ovn-23.03/README-upstream.md
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -120,3 +122,21 @@ def paused_pairs(prefix: str = "", opcode: int | None = None
                                if r["msg"] == "NXT_RESUME"), None)
                 if resume is not None:
                     yield name, step, rec, resume
+
+
+def assert_resume_matches(pin: PacketIn, res, resume_rec: dict[str, Any],
+                          reg: int, bit: int) -> None:
+    """Assert an action's Resume for 'pin' reproduces the recorded
+    NXT_RESUME: packet, result register bit reg<reg>[<bit>] (read from the
+    recorded message's decoding), the original packet when the result is
+    0, and the whole message as the dispatcher encodes it."""
+    from pinctrl.nx_resume import encode_resume
+    assert res.packet.hex() == resume_rec["packet_hex"]
+    assert (res.dest.reg, res.dest.bit) == (reg, bit)
+    value = int(re.search(rf"\breg{reg}=(0x[0-9a-f]+)",
+                          resume_rec["decoded"]).group(1), 16)
+    assert res.result is bool(value >> bit & 1)
+    if not res.result:
+        assert res.packet == pin.packet
+    pin.metadata.set_reg_bit(reg, bit, res.result)
+    assert encode_resume(pin, res.packet).hex() == resume_rec["hex"]
