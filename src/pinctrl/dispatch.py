@@ -34,15 +34,21 @@ class HandlerEnv:
     """What action handlers may use besides the packet-in; owned by the
     pinctrl_handler thread.  'shared' gives access to the snapshots the
     main thread publishes (read them under shared.mutex only to take a
-    reference, then use them lock-free: they are immutable)."""
+    reference, then use them lock-free: they are immutable).
 
-    __slots__ = ("next_xid", "now", "shared")
+    'buffered_packets' is handler-private (pinctrl.buffered_packets): the
+    frames waiting for a neighbour resolution.  Only the pinctrl_handler
+    thread touches it, so it needs no lock."""
+
+    __slots__ = ("next_xid", "now", "shared", "buffered_packets")
 
     def __init__(self, next_xid: Callable[[], int] | None = None,
-                 shared: "SharedState | None" = None) -> None:
+                 shared: "SharedState | None" = None,
+                 buffered_packets=None) -> None:
         self.next_xid = next_xid or itertools.count(1).__next__
         self.now = 0.0          # ovs.timeval.msec() at dispatch
         self.shared = shared
+        self.buffered_packets = buffered_packets
 
 
 def _as_list(out) -> list:

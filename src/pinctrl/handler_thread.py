@@ -17,7 +17,7 @@ import ovs.poller
 import ovs.timeval
 import ovs.vlog
 
-from pinctrl import coverage, dispatch, openflow, packet_in
+from pinctrl import coverage, dispatch, handler_jobs, openflow, packet_in
 from pinctrl.log import RateLimit, rl_log
 from pinctrl.ofconn import OfConn
 from pinctrl.seq import Latch
@@ -49,6 +49,8 @@ class PinctrlHandler:
         # conn.state / conn.n_connects and 'heartbeat' for display.
         self.conn = OfConn(ovs.timeval.msec(), probe_interval_ms)
         self.env = dispatch.HandlerEnv(self.conn.next_xid, shared)
+        # Periodic jobs (pinctrl.handler_jobs); handler-private.
+        self.jobs = handler_jobs.make_jobs(shared, self.env)
         self.heartbeat = 0.0        # time.monotonic() of the last loop
         self._conn_seqno = 0
         self._rl = RateLimit(5, 10)
@@ -100,7 +102,13 @@ class PinctrlHandler:
                 if msg is None:
                     break
                 self._recv(msg)
+            now = ovs.timeval.msec()
+            for job in self.jobs:
+                for reply in job.run(self.env, now):
+                    self.conn.send(reply)
 
+        for job in self.jobs:
+            job.wait(poller, now)
         self.conn.wait(poller, now)
         poller.timer_wait(HEARTBEAT_MS)
         self.shared.handler_seq.wait(poller, seen)

@@ -229,9 +229,11 @@ class Daemon:
             poller = ovs.poller.Poller()
             self.ovs_cfg.run()
             self._follow_remote()
+            # Read main_seq before draining what the handler queued, so a
+            # change made while sb.run() works wakes the next iteration.
+            seen_main = self.shared.main_seq.read()
             self.sb.run(self.ovs_cfg.system_id)
             self.shared.set_bridge(self.args.br_int, self.ovs_cfg.system_id)
-            seen_main = self.shared.main_seq.read()
             self.unixctl.run()
             if not self.handler.is_alive() and not self.exiting:
                 coverage.inc("pinctrl_handler_thread_dead")
