@@ -21,6 +21,8 @@ from typing import Protocol
 
 import ovs.poller
 
+from pinctrl.buffered_packets import BufferedPackets
+
 
 class HandlerJob(Protocol):
     def run(self, env, now: int) -> list[bytes]: ...
@@ -32,4 +34,8 @@ def make_jobs(shared, env) -> list[HandlerJob]:
     """The handler's jobs, in the order they run each iteration.  Each
     feature adds its job here."""
     jobs: list[HandlerJob] = []
+    # Frames waiting for arp/nd_ns resolutions; actions reach it through
+    # env.buffered_packets, the job releases and expires them.
+    env.buffered_packets = BufferedPackets(env.next_xid, shared)
+    jobs.append(env.buffered_packets)
     return jobs

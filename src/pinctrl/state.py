@@ -17,6 +17,8 @@ import threading
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from pinctrl import coverage
+from pinctrl.handover import Handover
 from pinctrl.seq import Seq
 
 EMPTY_MAP: Mapping[Any, Any] = MappingProxyType({})
@@ -24,7 +26,10 @@ EMPTY_MAP: Mapping[Any, Any] = MappingProxyType({})
 
 class SharedState:
     __slots__ = ("mutex", "handler_seq", "main_seq", "br_int_name",
-                 "chassis_name", "dns_cache")
+                 "chassis_name", "dns_cache", "put_mac_bindings",
+                 "put_fdbs", "controller_events", "put_vport_bindings",
+                 "ports_to_activate", "resolved_neighbors",
+                 "n_buffered_packets")
 
     def __init__(self) -> None:
         self.mutex = threading.Lock()
@@ -42,6 +47,36 @@ class SharedState:
         # reference in under it; the handler takes the reference under the
         # mutex and reads it after releasing it.  Never mutated in place.
         self.dns_cache: Mapping[int, Mapping[bytes, Any]] = EMPTY_MAP
+
+        # Handler -> main tables of learnt data for the Southbound DB
+        # (pinctrl.handover; each guarded by 'mutex', capped at 1000, put by
+        # the handler, taken whole by the main thread's writers in
+        # pinctrl.writers).
+        # (dp key, port key, IP as 16 bytes) -> writers.mac_binding.Learnt
+        self.put_mac_bindings = Handover(
+            self.mutex, "pinctrl_drop_put_mac_binding",
+            merge=_keep_commit_time)
+        # (dp key, MAC bytes) -> port key
+        self.put_fdbs = Handover(self.mutex, "pinctrl_drop_put_fdb")
+        # (vip, protocol, load_balancer) -> event type; first one wins
+        self.controller_events = Handover(
+            self.mutex, "pinctrl_drop_controller_event",
+            merge=lambda old, new: old)
+        # (dp key, virtual port key) -> parent port key
+        self.put_vport_bindings = Handover(
+            self.mutex, "pinctrl_drop_put_vport_binding")
+        # (dp key, port key) -> True: ports a RARP activated here
+        self.ports_to_activate = Handover(
+            self.mutex, "pinctrl_drop_activated_port")
+        # (mutex) Main -> handler: neighbours the Southbound MAC_Binding
+        # table learnt, for the buffered packets waiting on them: a list of
+        # (candidate buffer keys, MAC bytes).  Appended by the main thread,
+        # swapped out by the handler (take_resolved_neighbors).
+        self.resolved_neighbors: list[tuple[tuple, bytes]] = []
+        # Number of buffered packets keys; written by the handler (a plain
+        # int store), read by the main thread without the lock to skip
+        # publishing resolutions nobody waits for.
+        self.n_buffered_packets = 0
 
     def set_bridge(self, br_int_name: str | None,
                    chassis_name: str | None) -> None:
@@ -67,3 +102,38 @@ class SharedState:
         to read the reference; use the result lock-free."""
         with self.mutex:
             return self.dns_cache
+
+    def notify_main(self) -> None:
+        """Handler thread: wake the main thread, which has Southbound work
+        (OVN's notify_pinctrl_main)."""
+        coverage.inc("pinctrl_notify_main_thread")
+        self.main_seq.change()
+
+    def add_resolved_neighbors(self, resolved: list[tuple[tuple, bytes]]
+                               ) -> None:
+        """Main thread: hand resolved neighbours to the handler, wake it.
+        The list is capped so a stuck handler cannot grow it forever."""
+        with self.mutex:
+            room = MAX_RESOLVED - len(self.resolved_neighbors)
+            self.resolved_neighbors.extend(resolved[:max(room, 0)])
+        if len(resolved) > room:
+            coverage.inc("pinctrl_drop_resolved_neighbor",
+                         len(resolved) - max(room, 0))
+        self.handler_seq.change()
+
+    def take_resolved_neighbors(self) -> list[tuple[tuple, bytes]]:
+        """Handler thread: the neighbours resolved since the last call."""
+        with self.mutex:
+            if not self.resolved_neighbors:
+                return []
+            out, self.resolved_neighbors = self.resolved_neighbors, []
+        return out
+
+
+MAX_RESOLVED = 10000
+
+
+def _keep_commit_time(old, new):
+    """put_mac_bindings: a re-learnt key updates the MAC, keeps the first
+    commit time (OVN mac-learn.c)."""
+    return new._replace(commit_at=old.commit_at)

@@ -8,128 +8,10 @@ otherwise).  Everything started here is stopped by pid, also on failure.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
-import subprocess
-import time
-from pathlib import Path
-
-import pytest
-
-import ovs.poller
-
 from pinctrl.actions import dns as d
 from pinctrl.sb_sync import SbSync
-from pinctrl.state import SharedState
-from tests.helpers import unavailable
+from tests.sb_server import sb_server, step_until_change, sync  # noqa: F401
 from tests.unit.test_dns import GOLDEN_CACHE, GOLDEN_DNS_ID, dns_msg, frame4
-
-SCHEMA = Path("/usr/share/ovn/ovn-sb.ovsschema")
-BACKUP = Path(__file__).resolve().parents[1] / "golden" / "ovn-23.03" / \
-    "sb.backup.db"
-TOOLS = ("ovsdb-server", "ovsdb-tool", "ovsdb-client", "ovn-sbctl")
-
-
-class SbServer:
-    def __init__(self, tmp: Path) -> None:
-        self.dir = tmp
-        self.sock = str(tmp / "sb.sock")
-        self.remote = f"unix:{self.sock}"
-        self.pidfile = tmp / "sb.pid"
-        self.pid: int | None = None
-
-    def run(self, *args: str, input: bytes | None = None) -> str:
-        r = subprocess.run(list(args), input=input, capture_output=True,
-                           timeout=20, check=False)
-        if r.returncode:
-            raise RuntimeError(f"{args}: {r.stderr.decode()}")
-        return r.stdout.decode().strip()
-
-    def sbctl(self, *args: str) -> str:
-        return self.run("ovn-sbctl", f"--db={self.remote}", *args)
-
-    def start(self) -> None:
-        db = str(self.dir / "sb.db")
-        self.run("ovsdb-tool", "create", db, str(SCHEMA))
-        self.run("ovsdb-server", "--detach", f"--pidfile={self.pidfile}",
-                 f"--remote=punix:{self.sock}", "--no-chdir",
-                 f"--log-file={self.dir / 'sb.log'}",
-                 f"--unixctl={self.dir / 'sb.ctl'}", db)
-        self.pid = int(self.pidfile.read_text().strip())
-        # ovsdb-client restore wants a seekable stdin.
-        with open(BACKUP, "rb") as f:
-            r = subprocess.run(["ovsdb-client", "restore", self.remote],
-                               stdin=f, capture_output=True, timeout=20,
-                               check=False)
-        if r.returncode:
-            raise RuntimeError(f"restore: {r.stderr.decode()}")
-        # restore may give new row UUIDs: look the rows up.
-        self.dns_row = self.sbctl("--bare", "--columns=_uuid", "list", "DNS")
-        self.sw0 = self.dp_uuid(1)
-        self.sw1 = self.dp_uuid(2)
-
-    def dp_uuid(self, key: int) -> str:
-        return self.sbctl("--bare", "--columns=_uuid", "find",
-                          "Datapath_Binding", f"tunnel_key={key}")
-
-    def stop(self) -> None:
-        if self.pid is None and self.pidfile.exists():
-            self.pid = int(self.pidfile.read_text().strip())
-        if self.pid is None:
-            return
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-            for _ in range(50):
-                os.kill(self.pid, 0)
-                time.sleep(0.05)
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.pid = None
-
-
-@pytest.fixture
-def sb_server(tmp_path):
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    if missing or not SCHEMA.exists():
-        unavailable(f"needs {missing or SCHEMA}")
-    srv = SbServer(tmp_path)
-    try:
-        srv.start()
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def sync(sb_server):
-    shared = SharedState()
-    s = SbSync(shared, sb_server.remote, json.loads(SCHEMA.read_text()))
-    try:
-        _step_until_change(s)                # initial contents
-        yield s
-    finally:
-        s.close()
-        shared.handler_seq.close()
-        shared.main_seq.close()
-
-
-def _step_until_change(s: SbSync, timeout: float = 10.0) -> None:
-    """Run the main-loop step until one SbSync.run() call has seen an IDL
-    change (and so, in the same call, rebuilt what it derives)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        before = s.idl.change_seqno
-        s.run(None)
-        if s.idl.change_seqno != before:
-            return
-        poller = ovs.poller.Poller()
-        s.wait(poller)
-        poller.timer_wait(100)
-        poller.block()
-    raise AssertionError("no IDL change seen")
 
 
 def _answer(s: SbSync, name: str, dp: int = 1, qtype: int = d.TYPE_A):
@@ -150,7 +32,7 @@ def test_cache_follows_sb_edits(sync, sb_server):
         seq = sh.handler_seq.read()
         n = sync.n_dns_rebuilds
         sb_server.sbctl(*cmd)
-        _step_until_change(sync)
+        step_until_change(sync)
         assert sync.n_dns_rebuilds == n + 1
         assert sh.handler_seq.read() != seq          # handler woken
 
@@ -194,7 +76,7 @@ def test_unrelated_changes_do_not_rebuild(sync, sb_server):
     n = sync.n_dns_rebuilds
     cache = sync.shared.get_dns_cache()
     sb_server.sbctl("chassis-add", "hv9", "geneve", "127.0.0.9")
-    _step_until_change(sync)
+    step_until_change(sync)
     assert sync.n_dns_rebuilds == n
     assert sync.shared.get_dns_cache() is cache
 
@@ -203,7 +85,7 @@ def test_published_snapshot_never_changes(sync, sb_server):
     old = sync.shared.get_dns_cache()
     before = {dp: dict(names) for dp, names in old.items()}
     sb_server.sbctl("set", "DNS", sb_server.dns_row, "records:new.test=10.9.9.9")
-    _step_until_change(sync)
+    step_until_change(sync)
     assert sync.shared.get_dns_cache() is not old
     assert {dp: dict(names) for dp, names in old.items()} == before
     assert GOLDEN_DNS_ID      # the row's dns_id the golden cache uses

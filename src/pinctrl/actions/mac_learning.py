@@ -1,0 +1,92 @@
+"""MAC learning: put_arp (1), put_nd (4) and put_fdb (25).
+
+Called by the pinctrl_handler thread.  None of them pauses or answers: the
+handler records what the frame taught (§7.1, §16.4) in a handover table of
+SharedState and wakes the main thread, which writes SB MAC_Binding / FDB
+rows (pinctrl.writers).  The userdata is only the 8-byte header: the MAC is
+the frame's Ethernet source (rewritten by the flow before the packet-in),
+the IP is reg0 (put_arp) or xxreg0 (put_nd), the port is reg14.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import NamedTuple
+
+import ovs.vlog
+
+from pinctrl import coverage
+from pinctrl.actions import action
+from pinctrl.log import RateLimit, rl_log
+from pinctrl.packet_in import PacketIn
+
+vlog = ovs.vlog.Vlog("pinctrl")
+_rl = RateLimit(5, 5)
+
+ETH_ADDRS_LEN = 12
+IPV4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+# A binding learnt from a broadcast/multicast frame is committed 1..50 ms
+# later: every chassis on the segment learns it at once, the jitter spreads
+# their identical MAC_Binding writes (mac-learn.c).
+MAX_COMMIT_JITTER_MS = 50
+
+
+class Learnt(NamedTuple):
+    """A learnt neighbour waiting to be written to SB MAC_Binding."""
+    mac: bytes
+    commit_at: int      # msec; the main thread writes it from then on
+
+
+def ipv4_mapped(ip4: int) -> bytes:
+    return IPV4_MAPPED_PREFIX + ip4.to_bytes(4, "big")
+
+
+def xxreg0(pin: PacketIn) -> bytes:
+    """OVN's xxreg0 = reg0..reg3, reg0 most significant."""
+    regs = pin.metadata.regs()
+    return b"".join(r.to_bytes(4, "big") for r in regs[:4])
+
+
+def _frame_ok(pin: PacketIn, name: str) -> bool:
+    if len(pin.packet) >= ETH_ADDRS_LEN:
+        return True
+    coverage.inc(f"pinctrl_drop_{name}_short")
+    rl_log(vlog, "warn", _rl, f"{name}: frame too short to learn from")
+    return False
+
+
+def _put_mac_binding(pin: PacketIn, env, ip16: bytes, name: str) -> None:
+    if not _frame_ok(pin, name) or env is None or env.shared is None:
+        return
+    md = pin.metadata
+    unicast = not pin.packet[0] & 1
+    commit_at = int(env.now)
+    if not unicast:
+        commit_at += random.randint(1, MAX_COMMIT_JITTER_MS)
+    key = (md.datapath, md.reg(14), ip16)
+    if env.shared.put_mac_bindings.put(key,
+                                       Learnt(pin.packet[6:12], commit_at)):
+        env.shared.notify_main()
+
+
+@action(1, "put_arp")
+def put_arp(pin: PacketIn, env=None) -> None:
+    """Opcode 1: learn (inport, reg0 IPv4, eth.src)."""
+    _put_mac_binding(pin, env, ipv4_mapped(pin.metadata.reg(0)), "put_arp")
+
+
+@action(4, "put_nd")
+def put_nd(pin: PacketIn, env=None) -> None:
+    """Opcode 4: learn (inport, xxreg0 IPv6, eth.src)."""
+    _put_mac_binding(pin, env, xxreg0(pin), "put_nd")
+
+
+@action(25, "put_fdb")
+def put_fdb(pin: PacketIn, env=None) -> None:
+    """Opcode 25: learn that eth.src lives behind inport (SB FDB)."""
+    if not _frame_ok(pin, "put_fdb") or env is None or env.shared is None:
+        return
+    md = pin.metadata
+    if env.shared.put_fdbs.put((md.datapath, pin.packet[6:12]),
+                               md.reg(14)):
+        env.shared.notify_main()

@@ -1,0 +1,154 @@
+"""SB MAC_Binding: write what put_arp/put_nd learnt, and tell the handler
+which neighbours the table now resolves (for its buffered packets).
+
+Main thread only.  Behaviour of 23.03 (§11.1): the entry's port is looked
+up by (datapath key, port key); the row is found by (logical_port, ip) and
+inserted if absent (logical_port, ip, datapath); mac - and timestamp, when
+the schema has it - are written only if the MAC differs, so re-learning an
+unchanged MAC writes nothing.  Unlike 23.03, an entry is not forgotten when
+its transaction fails: it is retried until it lands (sb_txn).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any, Iterable
+
+import ovs.db.idl
+import ovs.vlog
+
+from pinctrl import coverage
+from pinctrl.actions.mac_learning import IPV4_MAPPED_PREFIX
+from pinctrl.log import RateLimit, rl_log
+from pinctrl.pkt import fmt_mac
+from pinctrl.state import SharedState
+from pinctrl.writers import HandoverWriter, SbContext, optional
+
+vlog = ovs.vlog.Vlog("mac_binding")
+_rl = RateLimit(5, 5)
+
+TABLE = "MAC_Binding"
+INDEX = "lport_ip"
+
+
+def format_ip(ip16: bytes) -> str:
+    """IPv4-mapped -> dotted quad, else inet_ntop's IPv6 text (as OVN)."""
+    if ip16[:12] == IPV4_MAPPED_PREFIX:
+        return socket.inet_ntop(socket.AF_INET, ip16[12:])
+    return socket.inet_ntop(socket.AF_INET6, ip16)
+
+
+def parse_ip(text: str) -> bytes | None:
+    """SB 'ip' text -> 16 bytes (IPv4 mapped), None if unparsable."""
+    try:
+        return IPV4_MAPPED_PREFIX + socket.inet_pton(socket.AF_INET, text)
+    except OSError:
+        pass
+    try:
+        return socket.inet_pton(socket.AF_INET6, text)
+    except OSError:
+        return None
+
+
+def parse_mac(text: str) -> bytes | None:
+    parts = text.split(":")
+    if len(parts) != 6:
+        return None
+    try:
+        mac = bytes(int(p, 16) for p in parts)
+    except ValueError:
+        return None
+    return mac if all(len(p) <= 2 for p in parts) else None
+
+
+def create_index(idl: ovs.db.idl.Idl) -> None:
+    """Before the first idl.run(): the (logical_port, ip) index."""
+    if TABLE in idl.tables:
+        idl.index_create(TABLE, INDEX).add_columns("logical_port", "ip")
+
+
+def lookup(idl: ovs.db.idl.Idl, logical_port: str, ip: str) -> Any:
+    table = idl.tables[TABLE]
+    probe = table.rows.IndexEntry(logical_port=logical_port, ip=ip)
+    return next(idl.index_equal(TABLE, INDEX, probe), None)
+
+
+def _due(now: int):
+    return lambda learnt: learnt.commit_at <= now
+
+
+class MacBindingWriter(HandoverWriter):
+    """put_mac_bindings -> SB MAC_Binding (main thread)."""
+    name = "mac_bindings"
+
+    def __init__(self, shared: SharedState) -> None:
+        super().__init__(shared.put_mac_bindings,
+                         "pinctrl_drop_put_mac_binding_retry",
+                         merge=lambda old, new: new._replace(
+                             commit_at=old.commit_at))
+        self.n_written = 0
+        # Recently written (logical_port, ip, mac), for pinctrl/mac-bindings.
+        self.recent: list[tuple[str, str, str]] = []
+
+    def has_work(self, now: int) -> bool:
+        return any(v.commit_at <= now for v in self.queue.pending.values())
+
+    def next_due(self) -> int | None:
+        pending = self.queue.pending
+        return min(v.commit_at for v in pending.values()) if pending else None
+
+    def write(self, txn, ctx: SbContext, now: int) -> bool:
+        batch = self.queue.start(_due(now))
+        if not batch:
+            return False
+        table = ctx.idl.tables[TABLE]
+        can_timestamp = "timestamp" in table.columns
+        for key, learnt in batch:
+            dp_key, port_key, ip16 = key
+            pb = ctx.pb_by_key.get((dp_key, port_key))
+            if pb is None:
+                coverage.inc("pinctrl_drop_mac_binding_unknown_port")
+                rl_log(vlog, "warn", _rl,
+                       f"couldn't find the logical port with datapath key "
+                       f"{dp_key} and port key {port_key}")
+                self.queue.drop(key)
+                continue
+            ip, mac = format_ip(ip16), fmt_mac(learnt.mac)
+            row = lookup(ctx.idl, pb.logical_port, ip)
+            if row is None:
+                row = txn.insert(table)
+                row.logical_port = pb.logical_port
+                row.ip = ip
+                row.datapath = optional(pb.datapath)
+            elif row.mac == mac:
+                continue
+            row.mac = mac
+            if can_timestamp:
+                row.timestamp = int(time.time() * 1000)
+            self.recent = (self.recent + [(pb.logical_port, ip, mac)])[-100:]
+            self.n_written += 1
+        return True
+
+
+def resolved_neighbors(rows: Iterable[Any], ctx: SbContext
+                       ) -> list[tuple[tuple, bytes]]:
+    """For new/changed MAC_Binding rows, the buffered-packet keys they
+    resolve (§11.3): (dp key, port key, ip) of the row's port, then of its
+    chassis-redirect port if the port has one.  Main thread."""
+    out = []
+    for row in rows:
+        pb = ctx.pb_by_name.get(row.logical_port)
+        ip16 = parse_ip(row.ip)
+        mac = parse_mac(row.mac)
+        if pb is None or ip16 is None or mac is None:
+            continue
+        dp = optional(pb.datapath)
+        keys = [(dp.tunnel_key, pb.tunnel_key, ip16)]
+        if pb.options.get("chassis-redirect-port"):
+            cr = ctx.pb_by_name.get("cr-" + row.logical_port)
+            if cr is not None and cr.type == "chassisredirect":
+                keys.append((optional(cr.datapath).tunnel_key,
+                             cr.tunnel_key, ip16))
+        out.append((tuple(keys), mac))
+    return out
