@@ -4,7 +4,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
-DEB_PKGS = openvswitch-switch ovn-common ovn-central ovn-host busybox iproute2
+# ethtool: netdev sandbox offloads; bind9-dnsutils (dig), isc-dhcp-client
+# (dhclient -6): the real-client tests.
+DEB_PKGS = openvswitch-switch ovn-common ovn-central ovn-host busybox iproute2 \
+           ethtool bind9-dnsutils isc-dhcp-client
 
 .PHONY: all deps venv run test unit integration bench clean
 
@@ -13,7 +16,8 @@ all: test
 # Debian packages: installed only when a binary is missing.
 deps:
 	@missing=0; \
-	for b in ovs-vswitchd ovsdb-server ovs-ofctl ovn-sbctl ovn-northd busybox ip; do \
+	for b in ovs-vswitchd ovsdb-server ovs-ofctl ovn-sbctl ovn-northd busybox ip \
+	         ethtool dig dhclient; do \
 	    command -v $$b >/dev/null 2>&1 || missing=1; \
 	done; \
 	if [ $$missing = 1 ]; then \

@@ -62,9 +62,13 @@ TUNNEL = "ovn-hv2-0"
 # tun_metadata0 before installing flows; flows.txt uses tun_metadata0.
 OVN_TLV_MAP = "{class=0x102,type=0x80,len=4}->tun_metadata0"
 SW0_P1_MAC = "50:54:00:00:00:01"
+# The EUI-64 link-local address the kernel derives from SW0_P1_MAC.
+SW0_P1_LLA = "fe80::5254:ff:fe00:1"
 
 REQUIRED_BINARIES = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl",
                      "ovs-ofctl", "ovs-appctl", "ovsdb-client", "ovn-sbctl")
+# For datapath_type="netdev": the netns, its veth, and its offload settings.
+NETDEV_BINARIES = ("ip", "ethtool")
 
 
 class SandboxError(RuntimeError):
@@ -87,8 +91,8 @@ def missing_prerequisites(netdev: bool = False) -> str | None:
     if os.geteuid() != 0:
         return "integration sandbox needs root"
     missing = [b for b in REQUIRED_BINARIES if shutil.which(b) is None]
-    if netdev and shutil.which("ip") is None:
-        missing.append("ip")
+    if netdev:
+        missing += [b for b in NETDEV_BINARIES if shutil.which(b) is None]
     if missing:
         return "missing binaries: " + " ".join(missing)
     for f in (VSWITCH_SCHEMA, SB_SCHEMA, GOLDEN / "flows.txt", GOLDEN / "sb.backup.db"):
@@ -304,11 +308,50 @@ class Sandbox:
                      stdin_path: str | Path | None = None) -> str:
         return self.run(["ovsdb-client", *args], check=check, stdin_path=stdin_path).stdout
 
-    def netns_exec(self, *args: str, check: bool = True, timeout: float = 30.0
-                   ) -> subprocess.CompletedProcess:
+    def _netns_argv(self, args: tuple[str, ...]) -> list[str]:
         if not self.netns:
             raise SandboxError("no network namespace (use datapath_type='netdev')")
-        return self.run(["ip", "netns", "exec", self.netns, *args], check=check, timeout=timeout)
+        return ["ip", "netns", "exec", self.netns, *args]
+
+    def netns_exec(self, *args: str, check: bool = True, timeout: float = 30.0
+                   ) -> subprocess.CompletedProcess:
+        return self.run(self._netns_argv(args), check=check, timeout=timeout)
+
+    def netns_spawn(self, name: str, *args: str) -> subprocess.Popen:
+        """Start a long-running command (e.g. `dhclient -d`) in the netns,
+        stdout+stderr to <dir>/<name>.stdout.  `ip netns exec` execs the
+        command, so the pid is the client's; stop() kills it by that pid if
+        the caller has not (see netns_stop)."""
+        return self._spawn(name, self._netns_argv(args), ready=lambda: True,
+                           pidfile=None).popen
+
+    def netns_stop(self, name: str, timeout: float = 5.0) -> int | None:
+        """SIGTERM (then SIGKILL) what netns_spawn(name) started; its exit code."""
+        proc = self._procs.pop(name, None)
+        if proc is None:
+            return None
+        proc.kill(signal.SIGTERM, timeout=timeout)
+        return proc.popen.returncode
+
+    def netns_enable_ipv6(self, *addrs: str, timeout: float = 5.0) -> None:
+        """Turn IPv6 on for the netns interface (off by default, see
+        _setup_netns) and add `addrs` ("2001:db8::11/64").  No DAD (an
+        address is usable at once: dhclient -6 binds the link-local one), no
+        router solicitations or RA processing (OVN's RS answer is another
+        opcode; SLAAC would add addresses behind the test's back).  Waits
+        for the link-local address SW0_P1_LLA."""
+        conf = f"net.ipv6.conf.{self.ns_ifname}"
+        for knob in ("accept_dad=0", "accept_ra=0", "router_solicitations=0",
+                     "disable_ipv6=0"):
+            self.netns_exec("sysctl", "-qw", f"{conf}.{knob}")
+        for a in addrs:
+            self.netns_exec("ip", "-6", "addr", "add", a, "dev", self.ns_ifname, "nodad")
+        deadline = time.monotonic() + timeout
+        while SW0_P1_LLA not in self.netns_exec("ip", "-6", "addr", "show", "dev",
+                                                 self.ns_ifname).stdout:
+            if time.monotonic() > deadline:
+                raise SandboxError(f"no {SW0_P1_LLA} on {self.ns_ifname} after {timeout}s")
+            time.sleep(0.05)
 
     # ------------------------------------------------------------------ processes
     def _spawn(self, name: str, args: list[str], ready: Callable[[], bool],
@@ -460,6 +503,16 @@ class Sandbox:
         self.netns_exec("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", check=False)
         self.netns_exec("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", check=False)
         self.netns_exec("ip", "link", "set", self.ns_ifname, "address", SW0_P1_MAC)
+        # UDP/TCP from a kernel socket must leave the netns with a complete L4
+        # checksum.  With TX checksum offload (veth default) the frame carries
+        # only the pseudo-header sum (CHECKSUM_PARTIAL); OVS 3.1's netdev
+        # datapath reads it from an AF_PACKET socket without a vnet header and
+        # cannot know; its userspace conntrack counts conntrack_l4csum_err and
+        # returns ct.inv, and OVN's ls_in_acl priority-65532 "ct.inv" flow
+        # (table 16) drops it: dig never reached dns_lookup.  Packet-socket
+        # clients (udhcpc) write full checksums themselves.  The host end needs
+        # nothing: OVS's AF_PACKET sends are never offloaded.
+        self.netns_exec("ethtool", "-K", self.ns_ifname, "tx", "off")
         self.netns_exec("ip", "link", "set", "lo", "up")
         self.netns_exec("ip", "link", "set", self.ns_ifname, "up")
         self.run(["ip", "link", "set", self.host_veth, "up"])
