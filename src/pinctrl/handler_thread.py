@@ -19,6 +19,7 @@ import ovs.vlog
 
 from pinctrl import coverage, dispatch, handler_jobs, openflow, packet_in
 from pinctrl.log import RateLimit, rl_log
+from pinctrl.metrics import DISPATCH_LATENCY
 from pinctrl.ofconn import OfConn
 from pinctrl.seq import Latch
 from pinctrl.state import SharedState
@@ -150,5 +151,8 @@ class PinctrlHandler:
             rl_log(vlog, "warn", self._rl, f"bad packet-in: {e}")
             return
         self.env.now = ovs.timeval.msec()
-        for reply in dispatch.process_packet_in(pin, self.env):
+        t0 = time.perf_counter()
+        replies = dispatch.process_packet_in(pin, self.env)
+        DISPATCH_LATENCY.observe(pin, time.perf_counter() - t0)
+        for reply in replies:
             self.conn.send(reply)
