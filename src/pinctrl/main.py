@@ -435,8 +435,7 @@ class Daemon:
     def _sb_synced(self) -> bool:
         """Connected and the IDL holds the server's contents (sb.run()
         builds the snapshots in the same call that receives them)."""
-        idl = self.sb.idl
-        return self.sb.connected() and idl.state == idl.IDL_S_MONITORING
+        return self.sb.writable()
 
     def _supervise(self, poller: ovs.poller.Poller) -> None:
         """Keep-alive check, systemd READY/STATUS/WATCHDOG, metrics gauges
