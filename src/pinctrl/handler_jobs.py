@@ -22,6 +22,8 @@ from typing import Protocol
 import ovs.poller
 
 from pinctrl.buffered_packets import BufferedPackets
+from pinctrl.garp import GarpJob
+from pinctrl.ipv6_ra import RaJob
 
 
 class HandlerJob(Protocol):
@@ -38,4 +40,7 @@ def make_jobs(shared, env) -> list[HandlerJob]:
     # env.buffered_packets, the job releases and expires them.
     env.buffered_packets = BufferedPackets(env.next_xid, shared)
     jobs.append(env.buffered_packets)
+    # Periodic announcements of the main thread's snapshots.
+    jobs.append(GarpJob(shared.get_garp))
+    jobs.append(RaJob(shared.get_ras))
     return jobs

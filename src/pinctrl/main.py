@@ -413,7 +413,8 @@ class Daemon:
             # Read main_seq before draining what the handler queued, so a
             # change made while sb.run() works wakes the next iteration.
             seen_main = self.shared.main_seq.read()
-            self.sb.run(self.ovs_cfg.system_id)
+            self.sb.run(self.ovs_cfg.system_id,
+                        self.ovs_cfg.chassis_inputs(self.args.br_int))
             self.shared.set_bridge(self.args.br_int, self.ovs_cfg.system_id)
             self.unixctl.run()
             if not self.handler.is_alive() and not self.exiting:

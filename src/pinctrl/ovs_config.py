@@ -6,10 +6,26 @@ from __future__ import annotations
 
 import ovs.poller
 
+from typing import NamedTuple
+
 from pinctrl import dbutil
+from pinctrl.garp_prepare import Iface
+from pinctrl.local_datapaths import bridge_mapping_networks
 
 OVS_DB_NAME = "Open_vSwitch"
-OVS_TABLES = {"Open_vSwitch": ["external_ids"], "Bridge": ["name"]}
+OVS_TABLES = {"Open_vSwitch": ["external_ids"],
+              "Bridge": ["name", "ports"],
+              # br-int's interfaces, for gARP (garp_prepare.localnet_vifs)
+              "Port": ["name", "interfaces", "external_ids"],
+              "Interface": ["name", "ofport", "external_ids"]}
+
+
+class ChassisInputs(NamedTuple):
+    """What the Southbound side needs from the local OVS DB besides the
+    chassis name: br-int's interfaces and the networks ovn-bridge-mappings
+    plug on this chassis.  Comparable, so SbSync can tell a change."""
+    ifaces: tuple[Iface, ...]
+    networks: frozenset[str]
 
 
 class OvsConfig:
@@ -42,6 +58,35 @@ class OvsConfig:
     @property
     def system_id(self) -> str | None:
         return self._external_ids().get("system-id")
+
+    def chassis_inputs(self, br_int: str) -> ChassisInputs:
+        """br-int's interfaces (all but the bridge's own port) and the
+        bridge-mapped networks; recomputed only when the IDL changed."""
+        seqno = self.idl.change_seqno
+        cached = getattr(self, "_inputs", None)
+        if cached is not None and cached[0] == (seqno, br_int):
+            return cached[1]
+        tables = self.idl.tables
+        ifaces = []
+        for br in tables["Bridge"].rows.values():
+            if br.name != br_int:
+                continue
+            for port in br.ports:
+                if port.name == br_int:
+                    continue
+                ext = dict(port.external_ids)
+                for iface in port.interfaces:
+                    ofport = iface.ofport[0] if iface.ofport else None
+                    ifaces.append(Iface(iface.external_ids.get("iface-id"),
+                                        ofport, ext))
+        bridges = {b.name for b in tables["Bridge"].rows.values()}
+        inputs = ChassisInputs(
+            tuple(sorted(ifaces, key=lambda i: (i.iface_id or "",
+                                                i.ofport or 0))),
+            bridge_mapping_networks(self._external_ids(), self.system_id,
+                                    bridges))
+        self._inputs = ((seqno, br_int), inputs)
+        return inputs
 
     def has_bridge(self, name: str) -> bool:
         return any(b.name == name

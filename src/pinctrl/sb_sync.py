@@ -16,6 +16,10 @@ import ovs.vlog
 
 from pinctrl import coverage, dbutil
 from pinctrl.actions.dns import build_dns_cache
+from pinctrl.garp_prepare import garp_announcements, local_mac_bindings
+from pinctrl.ipv6_ra import prepare_ras
+from pinctrl.local_datapaths import PortBindings, compute_local_datapaths
+from pinctrl.ovs_config import ChassisInputs
 from pinctrl.sb_txn import TxnLoop
 from pinctrl.state import SharedState
 from pinctrl.writers import SbContext, mac_binding, fdb
@@ -37,7 +41,12 @@ SB_TABLES: dict[str, list[str]] = {
     # Datapath_Binding rows, whose tunnel keys the handler matches.
     "DNS": ["records", "datapaths", "external_ids"],
     "Port_Binding": ["logical_port", "tunnel_key", "datapath", "chassis",
-                     "type", "options", "virtual_parent"],
+                     "type", "options", "virtual_parent", "mac",
+                     "nat_addresses", "additional_chassis",
+                     "ha_chassis_group"],
+    # chassisredirect residency and local datapaths (local_datapaths.py)
+    "HA_Chassis_Group": ["name", "ha_chassis", "ref_chassis"],
+    "HA_Chassis": ["chassis", "priority"],
     # Written from what the handler learns (pinctrl.writers), and read
     # back: MAC_Binding changes release buffered packets.
     "MAC_Binding": ["logical_port", "ip", "mac", "datapath", "timestamp"],
@@ -46,6 +55,11 @@ SB_TABLES: dict[str, list[str]] = {
 }
 # Tables whose changes rebuild the port lookups of SbContext.
 _PORT_TABLES = {"Port_Binding", "Datapath_Binding"}
+# ... and the local datapaths, gARP and RA snapshots.
+_LOCAL_TABLES = _PORT_TABLES | {"Chassis", "HA_Chassis_Group", "HA_Chassis"}
+# Replicated only for the local datapaths (conditional monitoring): a large
+# Southbound holds far more of these than one chassis needs.
+_LOCAL_ONLY = {"MAC_Binding": "datapath", "FDB": "dp_key"}
 
 
 class SbSync:
@@ -63,6 +77,7 @@ class SbSync:
         # Tables with row changes since the last rebuild, recorded by the
         # IDL's notify hook during idl.run() (main thread).
         self._dirty: set[str] = set()
+        self._local_dirty = True
         self._dns_rows_seen = 0
         self.n_dns_rebuilds = 0
         self.idl.notify = self._notify
@@ -73,22 +88,31 @@ class SbSync:
         self.ctx = SbContext(self.idl)
         self._ports_seen = (-1, -1)
         self.mac_bindings = MacBindingWriter(shared)
+        # Local datapaths and what was last announced (main thread).
+        self._local_seen: tuple | None = None
+        self.local_datapaths: dict = {}
+        self._garp_names: set[str] = set()
+        for table in _LOCAL_ONLY:
+            if table in self.idl.tables:
+                self.idl.cond_change(table, [False])
         self.txn_loop = TxnLoop(self.idl, [
             self.mac_bindings, VportWriter(shared), ControllerEventWriter(
                 shared), FdbWriter(shared), ActivationWriter(shared)])
         # Summary for pinctrl/show, rebuilt with the caches (main thread).
         self.summary: dict[str, int | bool] = {}
 
-    def run(self, chassis_name: str | None) -> None:
+    def run(self, chassis_name: str | None,
+            inputs: ChassisInputs | None = None) -> None:
         """One main-loop step: pull DB updates, rebuild what changed, write
-        what the handler learnt."""
+        what the handler learnt.  'inputs' come from the local OVS DB."""
         self.idl.run()
-        if self.idl.change_seqno != self._seen_seqno:
-            self._seen_seqno = self.idl.change_seqno
-            self._rebuild(chassis_name)
         if self.ctx.chassis_name != chassis_name:
             self.ctx.chassis_name = chassis_name
             self._find_chassis()
+        if self.idl.change_seqno != self._seen_seqno:
+            self._seen_seqno = self.idl.change_seqno
+            self._rebuild(chassis_name)
+        self._sync_local(chassis_name, inputs)
         self._release_buffered()
         self.txn_loop.run(self.ctx, ovs.timeval.msec(), self.writable())
 
@@ -133,6 +157,8 @@ class SbSync:
         self._sync_ports(dirty)
         if "Chassis" in dirty or self.ctx.chassis is None:
             self._find_chassis()
+        if dirty & _LOCAL_TABLES:
+            self._local_dirty = True
 
     def _sync_ports(self, dirty: set[str]) -> None:
         """Rebuild the port lookups when ports or datapaths changed (the
@@ -151,6 +177,45 @@ class SbSync:
             if dp is not None:
                 by_key[(dp.tunnel_key, pb.tunnel_key)] = pb
         self.ctx.pb_by_key, self.ctx.pb_by_name = by_key, by_name
+
+    def _sync_local(self, chassis: str | None,
+                    inputs: ChassisInputs | None) -> None:
+        """Recompute the local datapaths and the gARP / RA snapshots when
+        the ports, the chassis or the local interfaces changed (OVN
+        send_garp_rarp_prepare, prepare_ipv6_ras); restrict MAC_Binding and
+        FDB replication to the local datapaths."""
+        dirty, self._local_dirty = self._local_dirty, False
+        seen = (chassis, inputs, self._ports_seen)
+        if not dirty and seen == self._local_seen:
+            return
+        self._local_seen = seen
+        coverage.inc("sb_sync_local_rebuild")
+        pbs = PortBindings(self.idl.tables["Port_Binding"].rows.values())
+        if inputs is None:          # no local OVS DB (tests): no ifaces
+            inputs = ChassisInputs((), frozenset())
+        if chassis is None:
+            lds, entries = {}, {}
+            plan = None
+        else:
+            lds = compute_local_datapaths(pbs, chassis, inputs.networks)
+            plan = garp_announcements(pbs, inputs.ifaces, chassis, lds)
+            entries = plan.entries
+        self.local_datapaths = lds
+        self.shared.set_garp(entries)
+        self.shared.set_ras(prepare_ras(pbs))
+        new = entries.keys() - self._garp_names
+        self._garp_names = set(entries)
+        if plan is not None and new:
+            self.mac_bindings.add_local(local_mac_bindings(plan, new, lds))
+        for table, column in _LOCAL_ONLY.items():
+            if table not in self.idl.tables:
+                continue
+            if column == "dp_key":
+                cond = [[column, "==", key] for key in sorted(lds)]
+            else:
+                cond = [[column, "==", ["uuid", str(ld.datapath.uuid)]]
+                        for _, ld in sorted(lds.items())]
+            self.idl.cond_change(table, cond)
 
     def _find_chassis(self) -> None:
         name = self.ctx.chassis_name

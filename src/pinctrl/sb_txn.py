@@ -223,4 +223,4 @@ class TxnLoop:
 
     def pending(self) -> dict[str, int]:
         """Entries still to write, per writer (for pinctrl/show)."""
-        return {w.name: len(w.queue) for w in self.writers}
+        return {w.name: len(w) for w in self.writers}

@@ -29,7 +29,7 @@ class SharedState:
                  "chassis_name", "dns_cache", "put_mac_bindings",
                  "put_fdbs", "controller_events", "put_vport_bindings",
                  "ports_to_activate", "resolved_neighbors",
-                 "n_buffered_packets")
+                 "n_buffered_packets", "garp_snapshot", "ra_snapshot")
 
     def __init__(self) -> None:
         self.mutex = threading.Lock()
@@ -77,6 +77,13 @@ class SharedState:
         # int store), read by the main thread without the lock to skip
         # publishing resolutions nobody waits for.
         self.n_buffered_packets = 0
+        # (mutex) What the handler announces, as (version, immutable
+        # mapping): name -> garp.GarpEntry and port name ->
+        # ipv6_ra.RaEntry.  Written by the main thread (SbSync) only when
+        # the mapping changed (the version then grows); the handler jobs
+        # re-diff only on a new version.
+        self.garp_snapshot: tuple[int, Mapping[str, Any]] = (0, EMPTY_MAP)
+        self.ra_snapshot: tuple[int, Mapping[str, Any]] = (0, EMPTY_MAP)
 
     def set_bridge(self, br_int_name: str | None,
                    chassis_name: str | None) -> None:
@@ -102,6 +109,36 @@ class SharedState:
         to read the reference; use the result lock-free."""
         with self.mutex:
             return self.dns_cache
+
+    def set_garp(self, entries: Mapping[str, Any]) -> bool:
+        """Main thread: publish the gARP/RARP announcement set; wakes the
+        handler and returns True only if it changed."""
+        return self._publish("garp_snapshot", entries)
+
+    def get_garp(self) -> tuple[int, Mapping[str, Any]]:
+        """Handler thread: (version, announcements)."""
+        with self.mutex:
+            return self.garp_snapshot
+
+    def set_ras(self, entries: Mapping[str, Any]) -> bool:
+        """Main thread: publish the periodic RA set (see set_garp)."""
+        return self._publish("ra_snapshot", entries)
+
+    def get_ras(self) -> tuple[int, Mapping[str, Any]]:
+        """Handler thread: (version, RA entries)."""
+        with self.mutex:
+            return self.ra_snapshot
+
+    def _publish(self, field: str, entries: Mapping[str, Any]) -> bool:
+        # Only the main thread writes these fields, so reading the old
+        # value without the mutex is safe.
+        version, old = getattr(self, field)
+        if dict(old) == dict(entries):
+            return False
+        with self.mutex:
+            setattr(self, field, (version + 1, MappingProxyType(dict(entries))))
+        self.handler_seq.change()
+        return True
 
     def notify_main(self) -> None:
         """Handler thread: wake the main thread, which has Southbound work

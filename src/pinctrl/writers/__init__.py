@@ -56,6 +56,10 @@ class HandoverWriter:
     def failed(self) -> None:
         self.queue.failed()
 
+    def __len__(self) -> int:
+        """Entries still to write (pending and in flight)."""
+        return len(self.queue)
+
 
 def optional(value: Any) -> Any:
     """The value of an optional (0..1) IDL column, or None."""

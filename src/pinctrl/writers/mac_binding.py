@@ -23,6 +23,7 @@ from pinctrl.actions.mac_learning import IPV4_MAPPED_PREFIX
 from pinctrl.log import RateLimit, rl_log
 from pinctrl.pkt import fmt_mac
 from pinctrl.state import SharedState
+from pinctrl.sb_txn import RetryQueue
 from pinctrl.writers import HandoverWriter, SbContext, optional
 
 vlog = ovs.vlog.Vlog("mac_binding")
@@ -78,8 +79,32 @@ def _due(now: int):
     return lambda learnt: learnt.commit_at <= now
 
 
+def upsert(txn, idl: ovs.db.idl.Idl, logical_port: str, ip: str, mac: str,
+           datapath: Any, update_only: bool = False) -> bool:
+    """mac_binding_add_to_sb(): find the (logical_port, ip) row, insert it
+    if absent (unless 'update_only'), and write mac - and timestamp when
+    the schema has it - only if the MAC differs.  True if it wrote."""
+    table = idl.tables[TABLE]
+    row = lookup(idl, logical_port, ip)
+    if row is None:
+        if update_only:
+            return False
+        row = txn.insert(table)
+        row.logical_port = logical_port
+        row.ip = ip
+        row.datapath = datapath
+    elif row.mac == mac:
+        return False
+    row.mac = mac
+    if "timestamp" in table.columns:
+        row.timestamp = int(time.time() * 1000)
+    return True
+
+
 class MacBindingWriter(HandoverWriter):
-    """put_mac_bindings -> SB MAC_Binding (main thread)."""
+    """put_mac_bindings -> SB MAC_Binding (main thread); also the bindings
+    a new local gARP announcement implies for the peer routers (§11.4,
+    queued by SbSync with add_local())."""
     name = "mac_bindings"
 
     def __init__(self, shared: SharedState) -> None:
@@ -87,23 +112,40 @@ class MacBindingWriter(HandoverWriter):
                          "pinctrl_drop_put_mac_binding_retry",
                          merge=lambda old, new: new._replace(
                              commit_at=old.commit_at))
+        # (logical_port, ip) -> garp_prepare.MacBindingWrite
+        self.local = RetryQueue("pinctrl_drop_garp_mac_binding_retry")
         self.n_written = 0
         # Recently written (logical_port, ip, mac), for pinctrl/mac-bindings.
         self.recent: list[tuple[str, str, str]] = []
 
+    def add_local(self, writes) -> None:
+        """Main thread: queue send_garp_locally()'s MAC_Binding writes."""
+        self.local.add({(w.logical_port, w.ip): w for w in writes})
+
     def has_work(self, now: int) -> bool:
-        return any(v.commit_at <= now for v in self.queue.pending.values())
+        return bool(self.local.pending) or any(
+            v.commit_at <= now for v in self.queue.pending.values())
 
     def next_due(self) -> int | None:
         pending = self.queue.pending
         return min(v.commit_at for v in pending.values()) if pending else None
 
+    def committed(self) -> None:
+        self.queue.committed()
+        self.local.committed()
+
+    def failed(self) -> None:
+        self.queue.failed()
+        self.local.failed()
+
+    def __len__(self) -> int:
+        return len(self.queue) + len(self.local)
+
     def write(self, txn, ctx: SbContext, now: int) -> bool:
         batch = self.queue.start(_due(now))
-        if not batch:
+        local = self.local.start()
+        if not batch and not local:
             return False
-        table = ctx.idl.tables[TABLE]
-        can_timestamp = "timestamp" in table.columns
         for key, learnt in batch:
             dp_key, port_key, ip16 = key
             pb = ctx.pb_by_key.get((dp_key, port_key))
@@ -114,21 +156,21 @@ class MacBindingWriter(HandoverWriter):
                        f"{dp_key} and port key {port_key}")
                 self.queue.drop(key)
                 continue
-            ip, mac = format_ip(ip16), fmt_mac(learnt.mac)
-            row = lookup(ctx.idl, pb.logical_port, ip)
-            if row is None:
-                row = txn.insert(table)
-                row.logical_port = pb.logical_port
-                row.ip = ip
-                row.datapath = optional(pb.datapath)
-            elif row.mac == mac:
-                continue
-            row.mac = mac
-            if can_timestamp:
-                row.timestamp = int(time.time() * 1000)
-            self.recent = (self.recent + [(pb.logical_port, ip, mac)])[-100:]
-            self.n_written += 1
+            self._written(upsert(txn, ctx.idl, pb.logical_port,
+                                 format_ip(ip16), fmt_mac(learnt.mac),
+                                 optional(pb.datapath)),
+                          pb.logical_port, format_ip(ip16), learnt.mac)
+        for _, w in local:
+            self._written(upsert(txn, ctx.idl, w.logical_port, w.ip, w.mac,
+                                 w.datapath, w.update_only),
+                          w.logical_port, w.ip, w.mac)
         return True
+
+    def _written(self, wrote: bool, lport: str, ip: str, mac) -> None:
+        if wrote:
+            mac = mac if isinstance(mac, str) else fmt_mac(mac)
+            self.recent = (self.recent + [(lport, ip, mac)])[-100:]
+            self.n_written += 1
 
 
 def resolved_neighbors(rows: Iterable[Any], ctx: SbContext

@@ -1,0 +1,113 @@
+"""SbSync's local side against a real SB ovsdb-server holding the golden
+SB: the gARP and RA snapshots published to the handler, the MAC_Binding
+rows a new local announcement implies (§11.4), and SB edits changing what
+the handler jobs send within one main-loop iteration.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pinctrl import dispatch
+from pinctrl.garp import GarpJob
+from pinctrl.ipv6_ra import RaJob
+from pinctrl.ovs_config import ChassisInputs
+from pinctrl.sb_sync import SbSync
+from pinctrl.state import SharedState
+from tests.sb_server import SCHEMA, sb_server, step_until_change  # noqa: F401
+from tests.unit.test_garp import GOLDEN_ENTRIES, first_round, zero_xid
+from tests.unit.test_local_datapaths import CHASSIS, IFACES, NETWORKS
+from tests.unit.test_sb_writers import rows, settle
+
+INPUTS = ChassisInputs(tuple(IFACES), NETWORKS)
+
+
+@pytest.fixture
+def sync(sb_server):  # noqa: F811
+    s = SbSync(SharedState(), sb_server.remote, json.loads(SCHEMA.read_text()))
+    try:
+        step_until_change(s)
+        s.run(CHASSIS, INPUTS)
+        yield s
+    finally:
+        s.close()
+
+
+def step(s: SbSync) -> None:
+    """One main-loop iteration that sees the last ovn-sbctl edit."""
+    step_until_change(_WithInputs(s))
+
+
+class _WithInputs:
+    def __init__(self, s: SbSync) -> None:
+        self.s, self.idl = s, s.idl
+
+    def run(self, _chassis) -> None:
+        self.s.run(CHASSIS, INPUTS)
+
+    def wait(self, poller) -> None:
+        self.s.wait(poller)
+
+
+def test_golden_snapshots_published(sync):
+    version, entries = sync.shared.get_garp()
+    assert version == 1 and dict(entries) == GOLDEN_ENTRIES
+    _, ras = sync.shared.get_ras()
+    assert list(ras) == ["lr0-sw1"]
+    # Nothing changed: the same snapshot, no new version, no wake-up.
+    seq = sync.shared.handler_seq.read()
+    sync.run(CHASSIS, INPUTS)
+    assert sync.shared.get_garp()[0] == 1
+    assert sync.shared.handler_seq.read() == seq
+
+
+def test_handler_job_sends_the_golden_garps(sync):
+    job = GarpJob(sync.shared.get_garp)
+    env = dispatch.HandlerEnv()
+    assert job.run(env, 0) == []
+    assert {zero_xid(m) for m in job.run(env, 1000)} == first_round()
+
+
+def test_new_announcement_writes_the_peer_router_binding(sync, sb_server):
+    settle(sync)
+    (row,) = [r for r in rows(sb_server, "MAC_Binding",
+                              "logical_port=lr0-public")
+              if r["ip"] == "172.16.0.50"]
+    assert row["mac"] == "50:54:00:00:00:05"
+
+
+def test_sb_edit_changes_what_is_sent_in_one_iteration(sync, sb_server):
+    job = GarpJob(sync.shared.get_garp)
+    env = dispatch.HandlerEnv()
+    job.run(env, 0)
+    sb_server.sbctl("set", "Port_Binding", "public-lr0",
+                    'nat_addresses="00:00:00:00:ff:03 172.16.0.1 '
+                    'is_chassis_resident(\\"cr-lr0-public\\")"')
+    step(sync)
+    assert set(sync.shared.get_garp()[1]) == {"public-p5",
+                                              "public-lr0-172.16.0.1"}
+    assert len(job.run(env, 1000)) == 2
+
+
+def test_periodic_ra_toggles(sync, sb_server):
+    ra = RaJob(sync.shared.get_ras, rand=lambda n: 0)
+    env = dispatch.HandlerEnv()
+    ra.run(env, 0)
+    assert len(ra.run(env, 3000)) == 1          # min interval 3 s
+    sb_server.sbctl("set", "Port_Binding", "lr0-sw1",
+                    "options:ipv6_ra_send_periodic=false")
+    step(sync)
+    assert dict(sync.shared.get_ras()[1]) == {}
+    assert ra.run(env, 6000) == []
+
+
+def test_interfaces_change_the_announcements(sync):
+    """public-p5 is announced only while its interface is on br-int."""
+    without = ChassisInputs(tuple(i for i in IFACES
+                                  if i.iface_id != "public-p5"), NETWORKS)
+    sync.run(CHASSIS, without)
+    assert "public-p5" not in sync.shared.get_garp()[1]
+    sync.run(CHASSIS, INPUTS)
+    assert "public-p5" in sync.shared.get_garp()[1]
