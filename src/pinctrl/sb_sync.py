@@ -15,7 +15,7 @@ import ovs.timeval
 import ovs.vlog
 
 from pinctrl import coverage, dbutil
-from pinctrl.actions.dns import build_dns_cache
+from pinctrl.actions.dns import DnsCacheBuilder
 from pinctrl.garp_prepare import garp_announcements, local_mac_bindings
 from pinctrl.ipv6_ra import prepare_ras
 from pinctrl.local_datapaths import PortBindings, compute_local_datapaths
@@ -78,7 +78,10 @@ class SbSync:
         # IDL's notify hook during idl.run() (main thread).
         self._dirty: set[str] = set()
         self._local_dirty = True
-        self._dns_rows_seen = 0
+        # DNS rows as the cache knows them; uuids the IDL reported changed.
+        self._dns_builder = DnsCacheBuilder()
+        self._dns_known: set = set()
+        self._dns_changed: set = set()
         self.n_dns_rebuilds = 0
         self.idl.notify = self._notify
         mac_binding.create_index(self.idl)
@@ -123,6 +126,8 @@ class SbSync:
         self._dirty.add(table)
         if table == "MAC_Binding" and event != ovs.db.idl.ROW_DELETE:
             self._changed_mac_bindings.append(row)
+        elif table == "DNS":
+            self._dns_changed.add(row.uuid)
 
     def wait(self, poller: ovs.poller.Poller) -> None:
         self.idl.wait(poller)
@@ -233,20 +238,29 @@ class SbSync:
                 self.shared.add_resolved_neighbors(resolved)
 
     def _sync_dns(self, dirty: set[str]) -> None:
-        """Rebuild and publish the DNS cache if the DNS table or the
-        datapaths changed.  A reconnection clears the IDL without row
-        notifications, hence the row-count check as well."""
+        """Update and publish the DNS cache if DNS rows or the datapaths
+        changed.  Only the DNS rows the IDL reported as changed are re-read
+        (DnsCacheBuilder); a datapath change, or a reconnection (which
+        clears the IDL without row notices: the set of rows differs),
+        re-reads them all."""
+        changed, self._dns_changed = self._dns_changed, set()
         table = self.idl.tables.get("DNS")
-        n_rows = len(table.rows) if table is not None else 0
-        if (not dirty & {"DNS", "Datapath_Binding"}
-                and n_rows == self._dns_rows_seen):
+        rows = table.rows if table is not None else {}
+        if "Datapath_Binding" in dirty or set(rows) != self._dns_known:
+            self._dns_builder.clear()
+            changed = set(rows)
+        elif not changed:
             return
-        self._dns_rows_seen = n_rows
-        rows = table.rows.values() if table is not None else ()
-        cache = build_dns_cache(
-            (r.external_ids.get("dns_id"), r.records,
-             [dp.tunnel_key for dp in r.datapaths])
-            for r in rows)
+        self._dns_known = set(rows)
+        for uuid in changed:
+            r = rows.get(uuid)
+            if r is None:
+                self._dns_builder.remove_row(uuid)
+            else:
+                self._dns_builder.set_row(
+                    uuid, r.external_ids.get("dns_id"), r.records,
+                    [dp.tunnel_key for dp in r.datapaths])
+        cache = self._dns_builder.build()
         self.n_dns_rebuilds += 1
         coverage.inc("sb_sync_dns_cache_rebuild")
         self.shared.set_dns_cache(cache)
