@@ -11,6 +11,7 @@ whose continuation never comes back).
 from __future__ import annotations
 
 import itertools
+import struct
 import traceback
 from typing import Callable
 
@@ -95,19 +96,42 @@ def process_packet_in(pin: PacketIn, env: HandlerEnv,
     msgs: list[bytes] = []
     resumed = False
     for r in replies:
-        if isinstance(r, Resume):
-            if not act.pause or resumed or pin.continuation is None:
-                coverage.inc("pinctrl_drop_bad_resume")
-                continue
-            if r.dest is not None:
-                pin.metadata.set_reg_bit(r.dest.reg, r.dest.bit, r.result)
-            msgs.append(encode_resume(pin, r.packet))
-            resumed = True
-        else:
-            msgs.append(openflow.packet_out(env.next_xid(), r.actions,
-                                            r.packet))
+        try:
+            if isinstance(r, Resume):
+                if not act.pause or resumed or pin.continuation is None:
+                    coverage.inc("pinctrl_drop_bad_resume")
+                    continue
+                msg = _encode_resume(pin, r)
+                resumed = True
+            else:
+                msg = openflow.packet_out(env.next_xid(), r.actions, r.packet)
+        except (ValueError, struct.error) as e:
+            # E.g. a reply over OpenFlow's 64 KiB message limit.
+            coverage.inc("pinctrl_drop_bad_reply")
+            rl_log(vlog, "warn", _rl_bad,
+                   f"{act.name}: cannot encode the reply ({e})")
+            continue
+        msgs.append(msg)
     if act.pause and not resumed and pin.continuation is not None:
         # The handler failed to answer: let the packet continue unchanged.
         coverage.inc("pinctrl_resume_fallback")
-        msgs.append(encode_resume(pin, pin.packet))
+        try:
+            msgs.append(encode_resume(pin, pin.packet))
+        except (ValueError, struct.error):
+            coverage.inc("pinctrl_drop_bad_reply")
     return msgs
+
+
+def _encode_resume(pin: PacketIn, r: Resume) -> bytes:
+    """NXT_RESUME for 'r', writing its result bit into a copy of the
+    metadata first, so a failure leaves the packet-in's own unchanged for
+    the fallback resume."""
+    if r.dest is None:
+        return encode_resume(pin, r.packet)
+    saved = [list(e) for e in pin.metadata.entries]
+    try:
+        pin.metadata.set_reg_bit(r.dest.reg, r.dest.bit, r.result)
+        return encode_resume(pin, r.packet)
+    except (ValueError, struct.error):
+        pin.metadata.entries = saved
+        raise

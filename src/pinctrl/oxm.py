@@ -24,6 +24,15 @@ F_METADATA = (OXM_CLASS_OPENFLOW_BASIC, 2)
 F_PKT_MARK = (OXM_CLASS_NXM1, 33)
 NXM_NX_XXREG_FIELD0 = 111           # NXM_NX_XXREG0..3 are class 1, 111..114
 
+# Value widths of the fields pinctrl reads or writes; another width is a
+# malformed packet-in (OVS never sends one), refused at parse time so no
+# later arithmetic overflows.
+_WIDTHS = {F_IN_PORT: 4, F_METADATA: 8, F_PKT_MARK: 4}
+_WIDTHS.update({(OXM_CLASS_PKT_REGS, i): 8 for i in range(8)})
+_WIDTHS.update({(OXM_CLASS_NXM1, i): 4 for i in range(16)})
+_WIDTHS.update({(OXM_CLASS_NXM1, NXM_NX_XXREG_FIELD0 + i): 16
+                for i in range(4)})
+
 _U64 = struct.Struct("!Q")
 _U32 = struct.Struct("!I")
 _ALL64 = (1 << 64) - 1
@@ -86,6 +95,10 @@ class Metadata:
                 value, mask = bytes(body[:half]), bytes(body[half:])
             else:
                 value, mask = bytes(body), None
+            width = _WIDTHS.get((ocls, field))
+            if width is not None and len(value) != width:
+                raise OxmError(f"OXM {ocls:#x}:{field} is {len(value)} "
+                               f"bytes, not {width}")
             entries.append([ocls, field, bytes(buf[ofs:ofs + hlen]),
                             value, mask])
             ofs += 4 + length

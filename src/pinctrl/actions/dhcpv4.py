@@ -84,6 +84,9 @@ class Outcome(NamedTuple):
     counter: str | None = None
 
 
+BROADCAST_IP = b"\xff\xff\xff\xff"
+
+
 class DhcpReject(Exception):
     """A request 23.03 does not answer: 'reason' completes the coverage
     counter name, 'text' is 23.03's warning."""
@@ -320,6 +323,13 @@ def process(rest: bytes, frame: bytes) -> Outcome:
     options = args.options
     mt = req.msg_type
     if mt == DISCOVER:
+        if frame[req.l3_ofs + 16:req.l3_ofs + 20] != BROADCAST_IP:
+            # Illegal (RFC 2131 §4.1): OVN faeb96968 (v24.03, PR#224);
+            # 23.03's flows never send one here, newer northd's do.
+            return Outcome(None, (LogLine(
+                "warn", "discover_not_broadcast",
+                "DHCP DISCOVER must be Broadcast"),),
+                COUNTER_PREFIX + "discover_not_broadcast")
         reply_type = OFFER
     elif mt == REQUEST:
         reply_type = ACK
