@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import ovs.poller
 import ovs.vlog
 
-from pinctrl import coverage, openflow
+from pinctrl import appctl, coverage, openflow
 from pinctrl.log import RateLimit, rl_log
 from pinctrl.ofactions import reload_metadata, resubmit, set_pkt_mark
 from pinctrl.oxm import Metadata
@@ -213,3 +213,14 @@ class BufferedPackets:
             return
         due = self._next_gc if self._next_gc > now else now + GC_INTERVAL_MS
         poller.timer_wait_until(due)
+
+
+@appctl.command("pinctrl/buffered-packets")
+def _cmd_buffered_packets(ctx, args: list[str]) -> str:
+    """ovs-appctl pinctrl/buffered-packets (main thread): how many frames
+    wait for a neighbour resolution (the map itself is handler-private;
+    summary() reads two ints)."""
+    keys, frames = ctx.handler.env.buffered_packets.summary()
+    return (f"next hops awaited: {keys}, frames buffered: {frames} "
+            f"(caps: {MAX_KEYS} next hops x {MAX_FRAMES_PER_KEY} frames, "
+            f"{TIMEOUT_MS // 1000} s)\n")

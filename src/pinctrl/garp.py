@@ -37,9 +37,10 @@ from typing import Any, NamedTuple
 
 import ovs.poller
 
-from pinctrl import coverage, openflow
+from pinctrl import appctl, coverage, openflow
 from pinctrl.actions import PacketOut
 from pinctrl.ofactions import resubmit, set_metadata, set_reg
+from pinctrl.pkt import fmt_ip4, fmt_mac
 
 ETH_BROADCAST = b"\xff" * 6
 ETH_TYPE_ARP = 0x0806
@@ -216,3 +217,16 @@ class GarpJob(DeadlineJob):
             state.backoff *= 2
             self.schedule(name, state, now + state.backoff * 1000)
         return announcement(state.entry)
+
+
+@appctl.command("pinctrl/garp")
+def _cmd_garp(ctx, args: list[str]) -> str:
+    """ovs-appctl pinctrl/garp (main thread): the announcement set the
+    handler works from (name: MAC, IPv4 or RARP, datapath/port keys)."""
+    version, entries = ctx.shared.get_garp()
+    lines = [f"announcements (snapshot {version}): {len(entries)}"]
+    for name, e in sorted(entries.items()):
+        what = f"gARP {fmt_ip4(e.ip)}" if e.ip is not None else "RARP"
+        lines.append(f"  {name}: {fmt_mac(e.mac)} {what} "
+                     f"(datapath {e.dp_key}, port {e.port_key})")
+    return "\n".join(lines) + "\n"

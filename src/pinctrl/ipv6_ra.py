@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 import ovs.vlog
 
-from pinctrl import coverage
+from pinctrl import appctl, coverage
 from pinctrl.actions import PacketOut
 from pinctrl.actions.nd_ra import (
     PREFIX_AUTONOMOUS,
@@ -315,3 +315,16 @@ class RaJob(DeadlineJob):
         self.schedule(name, state, self._next(e, now))
         return PacketOut(e.frame, ra_actions(e.dp_key, e.port_key))
 
+
+
+@appctl.command("pinctrl/ipv6-ra")
+def _cmd_ipv6_ra(ctx, args: list[str]) -> str:
+    """ovs-appctl pinctrl/ipv6-ra (main thread): the router ports sending
+    periodic RAs, their intervals and where the RA is injected."""
+    version, entries = ctx.shared.get_ras()
+    lines = [f"periodic RAs (snapshot {version}): {len(entries)}"]
+    for name, e in sorted(entries.items()):
+        lines.append(f"  {name}: every {e.min_interval}-{e.max_interval} s, "
+                     f"{len(e.frame)}-byte frame into datapath {e.dp_key} "
+                     f"port {e.port_key}")
+    return "\n".join(lines) + "\n"

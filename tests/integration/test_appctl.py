@@ -75,6 +75,24 @@ def test_dns_cache(daemon):
     assert "  11.0.0.10.in-addr.arpa -> vm1.ovn.test\n" in out
 
 
+def test_feature_commands(daemon):
+    """The feature modules' own commands, through the real ovs-appctl."""
+    out = appctl(daemon, "pinctrl/garp").stdout
+    # hv1 announces public-p5 and lr0's NAT/router addresses (the golden
+    # SB, br-int's interfaces and ovn-bridge-mappings of the sandbox).
+    for name in ("public-p5: 50:54:00:00:00:05 gARP 172.16.0.50",
+                 "public-lr0-172.16.0.1:", "public-lr0-172.16.0.100:",
+                 "public-lr0-172.16.0.110:"):
+        assert name in out, out
+    out = appctl(daemon, "pinctrl/ipv6-ra").stdout
+    assert "lr0-sw1: every 3-4 s" in out, out
+    out = appctl(daemon, "pinctrl/buffered-packets").stdout
+    assert out.startswith("next hops awaited: 0, frames buffered: 0"), out
+    out = appctl(daemon, "pinctrl/mac-bindings").stdout
+    assert "recently written (logical_port ip mac):" in out, out
+    assert "pending: 0, in flight: 0" in out, out
+
+
 def test_memory_show(daemon):
     out = appctl(daemon, "memory/show").stdout
     assert out.endswith("\n") and out.count("\n") == 1

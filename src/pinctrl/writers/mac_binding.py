@@ -18,7 +18,7 @@ from typing import Any, Iterable
 import ovs.db.idl
 import ovs.vlog
 
-from pinctrl import coverage
+from pinctrl import appctl, coverage
 from pinctrl.actions.mac_learning import IPV4_MAPPED_PREFIX
 from pinctrl.log import RateLimit, rl_log
 from pinctrl.pkt import fmt_mac
@@ -194,3 +194,18 @@ def resolved_neighbors(rows: Iterable[Any], ctx: SbContext
                              cr.tunnel_key, ip16))
         out.append((tuple(keys), mac))
     return out
+
+
+@appctl.command("pinctrl/mac-bindings")
+def _cmd_mac_bindings(ctx, args: list[str]) -> str:
+    """ovs-appctl pinctrl/mac-bindings (main thread): learnt bindings not
+    yet in the SB, and the last ones written."""
+    w: MacBindingWriter = ctx.sb.mac_bindings
+    lines = [f"handed over by the handler, not yet taken: "
+             f"{len(ctx.shared.put_mac_bindings)}",
+             f"pending: {len(w.queue.pending) + len(w.local.pending)}, "
+             f"in flight: {len(w.queue.in_flight) + len(w.local.in_flight)}"
+             f", written since start: {w.n_written}",
+             "recently written (logical_port ip mac):"]
+    lines += [f"  {lport} {ip} {mac}" for lport, ip, mac in w.recent]
+    return "\n".join(lines) + "\n"
