@@ -7,9 +7,9 @@ PY      = $(VENV)/bin/python
 # ethtool: netdev sandbox offloads; bind9-dnsutils (dig), isc-dhcp-client
 # (dhclient -6): the real-client tests.
 DEB_PKGS = openvswitch-switch ovn-common ovn-central ovn-host busybox iproute2 \
-           ethtool bind9-dnsutils isc-dhcp-client
+           ethtool bind9-dnsutils isc-dhcp-client ndisc6
 
-.PHONY: all deps venv run test unit integration bench clean
+.PHONY: all deps venv run test unit integration bench fuzz soak clean
 
 all: test
 
@@ -17,7 +17,7 @@ all: test
 deps:
 	@missing=0; \
 	for b in ovs-vswitchd ovsdb-server ovs-ofctl ovn-sbctl ovn-northd busybox ip \
-	         ethtool dig dhclient; do \
+	         ethtool dig dhclient rdisc6; do \
 	    command -v $$b >/dev/null 2>&1 || missing=1; \
 	done; \
 	if [ $$missing = 1 ]; then \
@@ -46,6 +46,23 @@ integration: deps venv
 
 test: deps venv
 	$(PY) -m pytest -q tests
+
+# Side by side with real ovn-controller 23.03 (root, ~15 min; BENCH_QUICK=1: < 3 min).
+# Prints the table, appends JSON lines to bench-results.jsonl.  README "Benchmark".
+bench: deps venv
+	$(PY) -m bench
+
+# Long decoder fuzzing (hypothesis, random seeds; PINCTRL_FUZZ_EXAMPLES per
+# test, default 5000).  `make test` runs a bounded, derandomized version.
+fuzz: venv
+	PINCTRL_FUZZ=long $(PY) -m pytest -q tests/unit/test_fuzz_decoders.py \
+	    --hypothesis-show-statistics
+
+# Long faults + flood + fuzzing (root); prints faults survived, inputs tried,
+# crashes, bindings lost, peak RSS.  PINCTRL_FAULT_ROUNDS (5),
+# PINCTRL_FLOOD_SECONDS (60), PINCTRL_FUZZ_EXAMPLES (2000) set the lengths.
+soak: deps venv
+	$(PY) -m tests.soak.run_soak
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
