@@ -108,6 +108,8 @@ class PinctrlHandler:
                 for reply in job.run(self.env, now):
                     self.conn.send(reply)
 
+            self.conn.flush(now)
+
         for job in self.jobs:
             job.wait(poller, now)
         self.conn.wait(poller, now)

@@ -151,7 +151,25 @@ def metadata_loads(md: Metadata) -> tuple[list[tuple[int, int]], int | None]:
 
 def reload_metadata(md: Metadata) -> bytes:
     """23.03's reload_metadata(): an unmasked set_field for each of
-    reg0..reg15 present in the packet-in metadata, then for metadata."""
+    reg0..reg15 present in the packet-in metadata, then for metadata.
+    Memoized by the metadata's bytes while they are unedited (the same for
+    every packet of a flow and port)."""
+    if md.raw is None:
+        return _reload_metadata(md)
+    out = _RELOADS.get(md.raw)
+    if out is None:
+        out = _reload_metadata(md)
+        if len(_RELOADS) >= _RELOADS_MAX:
+            _RELOADS.clear()
+        _RELOADS[md.raw] = out
+    return out
+
+
+_RELOADS: dict[bytes, bytes] = {}
+_RELOADS_MAX = 4096
+
+
+def _reload_metadata(md: Metadata) -> bytes:
     regs, datapath = metadata_loads(md)
     out = b"".join(set_reg(r, v) for r, v in regs)
     if datapath is not None:

@@ -33,6 +33,10 @@ _WIDTHS.update({(OXM_CLASS_NXM1, i): 4 for i in range(16)})
 _WIDTHS.update({(OXM_CLASS_NXM1, NXM_NX_XXREG_FIELD0 + i): 16
                 for i in range(4)})
 
+# Metadata.parse memo: METADATA bytes -> parsed entries (tuples).
+_PARSED: dict[bytes, tuple[tuple, ...]] = {}
+_PARSED_MAX = 4096
+
 _U64 = struct.Struct("!Q")
 _U32 = struct.Struct("!I")
 _ALL64 = (1 << 64) - 1
@@ -68,13 +72,32 @@ class Metadata:
     serialize() reproduces the received bytes exactly unless a bit was set.
     """
 
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "raw")
 
-    def __init__(self, entries: list[list] | None = None) -> None:
+    def __init__(self, entries: list[list] | None = None,
+                 raw: bytes | None = None) -> None:
         self.entries = entries if entries is not None else []
+        # The bytes parsed, while the entries are unchanged (a cache key
+        # for what is derived from the metadata, e.g. reload_metadata).
+        self.raw = raw
 
     @classmethod
     def parse(cls, buf: bytes) -> "Metadata":
+        """Parse a METADATA property.  The same bytes come back for every
+        packet of a flow and port, so parsed entries are memoized (per
+        process, bounded); each Metadata gets its own copies, which
+        set_reg_bit may edit."""
+        buf = bytes(buf)
+        cached = _PARSED.get(buf)
+        if cached is None:
+            cached = cls._parse(buf)
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[buf] = cached
+        return cls([list(e) for e in cached], buf)
+
+    @staticmethod
+    def _parse(buf: bytes) -> tuple[tuple, ...]:
         entries = []
         ofs, end = 0, len(buf)
         while ofs < end:
@@ -99,10 +122,10 @@ class Metadata:
             if width is not None and len(value) != width:
                 raise OxmError(f"OXM {ocls:#x}:{field} is {len(value)} "
                                f"bytes, not {width}")
-            entries.append([ocls, field, bytes(buf[ofs:ofs + hlen]),
-                            value, mask])
+            entries.append((ocls, field, bytes(buf[ofs:ofs + hlen]),
+                            value, mask))
             ofs += 4 + length
-        return cls(entries)
+        return tuple(entries)
 
     def serialize(self) -> bytes:
         out = bytearray()
@@ -187,6 +210,7 @@ class Metadata:
             entry = [OXM_CLASS_PKT_REGS, k,
                      _U32.pack(_header(OXM_CLASS_PKT_REGS, k, True, 16)),
                      _U64.pack(new_v & new_m), _U64.pack(new_m)]
+        self.raw = None
         if e is not None:
             e[:] = entry
             return

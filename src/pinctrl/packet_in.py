@@ -80,19 +80,23 @@ def decode_packet_in2(msg: bytes) -> PacketIn:
     end = int.from_bytes(msg[2:4], "big")
     if end > len(msg) or end < _NX_HDR_LEN:
         raise PacketInError("packet-in length field out of range")
-    return _build(_walk_props(msg, end))
+    return _build(_props(msg, end))
 
 
-def _walk_props(msg: bytes, end: int) -> Iterator[tuple[int, bytes]]:
+def _props(msg: bytes, end: int) -> list[tuple[int, bytes]]:
+    """The properties as a list (the hot path: no generator frames)."""
+    out = []
     ofs = _NX_HDR_LEN
+    unpack = _PROP_HDR.unpack_from
     while ofs < end:
         if end - ofs < 4:
             raise PacketInError("truncated packet-in property header")
-        ptype, plen = _PROP_HDR.unpack_from(msg, ofs)
+        ptype, plen = unpack(msg, ofs)
         if plen < 4 or ofs + plen > end:
             raise PacketInError(f"bad packet-in property {ptype} length")
-        yield ptype, msg[ofs + 4:ofs + plen]
+        out.append((ptype, msg[ofs + 4:ofs + plen]))
         ofs += (plen + 7) & ~7
+    return out
 
 
 def _build(props: Iterable[tuple[int, bytes]]) -> PacketIn:

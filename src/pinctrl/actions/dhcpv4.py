@@ -21,6 +21,8 @@ header bytes (IP options, if any, are copied but not summed).
 
 from __future__ import annotations
 
+import functools
+
 import struct
 from typing import NamedTuple
 
@@ -210,6 +212,7 @@ def strip_inform_options(options: bytes) -> bytes:
     return bytes(out)
 
 
+@functools.lru_cache(maxsize=1024)
 def rewrite_boot_options(options: bytes, ipxe: bool, siaddr: bytes
                          ) -> tuple[bytes, bytes]:
     """Pure.  Apply §8.4 to the reply's option TLVs; returns (options,
