@@ -11,26 +11,30 @@ Fixtures:
   netdev_daemon    the same against `netdev_sandbox`
   shared_sandbox / shared_daemon   the same, one per test module (for long
                    parametrized golden replays; tests must not leave state)
+  shared_netdev_sandbox / shared_netdev_daemon   netdev, one per test module;
+                   the module's NETNS_PORTS (default ("gdvif1",)) names the
+                   dummy ports replaced by network namespaces
 On failure, the tails of the sandbox/daemon logs are attached to the report.
 """
 
 from __future__ import annotations
 
-
 import pytest
 
-from tests.helpers import unavailable
 from tests.harness.sandbox import (
-    Daemon, Sandbox, daemon_unavailable, missing_prerequisites,
+    Daemon,
+    Sandbox,
+    daemon_unavailable,
+    missing_prerequisites,
 )
+from tests.helpers import unavailable
 
 
-
-def _make_sandbox(datapath_type: str) -> Sandbox:
+def _make_sandbox(datapath_type: str, **kw) -> Sandbox:
     reason = missing_prerequisites(netdev=datapath_type == "netdev")
     if reason:
         unavailable(reason)
-    sb = Sandbox(datapath_type=datapath_type)
+    sb = Sandbox(datapath_type=datapath_type, **kw)
     try:
         sb.start()
     except Exception as e:
@@ -54,71 +58,73 @@ def _make_daemon(sb: Sandbox, **kw) -> Daemon:
     return d
 
 
+def _until_teardown(obj):
+    """Yield `obj` (a Sandbox or Daemon) to the tests, stop it afterwards,
+    also when they failed."""
+    try:
+        yield obj
+    finally:
+        obj.stop()
+
+
 @pytest.fixture
 def sandbox():
-    sb = _make_sandbox("dummy")
-    try:
-        yield sb
-    finally:
-        sb.stop()
+    yield from _until_teardown(_make_sandbox("dummy"))
 
 
 @pytest.fixture
 def netdev_sandbox():
-    sb = _make_sandbox("netdev")
-    try:
-        yield sb
-    finally:
-        sb.stop()
+    yield from _until_teardown(_make_sandbox("netdev"))
 
 
 @pytest.fixture
 def daemon(sandbox):
-    d = _make_daemon(sandbox)
-    try:
-        yield d
-    finally:
-        d.stop()
+    yield from _until_teardown(_make_daemon(sandbox))
 
 
 @pytest.fixture
 def netdev_daemon(netdev_sandbox):
-    d = _make_daemon(netdev_sandbox)
-    try:
-        yield d
-    finally:
-        d.stop()
+    yield from _until_teardown(_make_daemon(netdev_sandbox))
 
 
 @pytest.fixture(scope="module")
 def shared_sandbox():
-    sb = _make_sandbox("dummy")
-    try:
-        yield sb
-    finally:
-        sb.stop()
+    yield from _until_teardown(_make_sandbox("dummy"))
 
 
 @pytest.fixture(scope="module")
 def shared_daemon(shared_sandbox):
-    d = _make_daemon(shared_sandbox)
-    try:
-        yield d
-    finally:
-        d.stop()
+    yield from _until_teardown(_make_daemon(shared_sandbox))
+
+
+@pytest.fixture(scope="module")
+def shared_netdev_sandbox(request):
+    ports = getattr(request.module, "NETNS_PORTS", ("gdvif1",))
+    yield from _until_teardown(_make_sandbox("netdev", netns_ports=ports))
+
+
+@pytest.fixture(scope="module")
+def shared_netdev_daemon(shared_netdev_sandbox):
+    yield from _until_teardown(_make_daemon(shared_netdev_sandbox))
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Attach log tails of every sandbox the failing test used (the directory
-    is removed at teardown, so this is the last chance to see them)."""
+    """Attach log tails of every sandbox the failing test used: directly,
+    through a Daemon (or any fixture value with .sb), or in a tuple (the
+    directory is removed at teardown, so this is the last chance to see
+    them)."""
     outcome = yield
     rep = outcome.get_result()
     if not rep.failed or rep.when not in ("setup", "call"):
         return
     seen = set()
+    values = []
     for value in getattr(item, "funcargs", {}).values():
-        sb = value.sb if isinstance(value, Daemon) else value
+        # Module fixtures often hand out (sandbox, daemon, ...) tuples.
+        values += value if isinstance(value, tuple) else [value]
+    for value in values:
+        sb = getattr(value, "sb", value)     # a Daemon, or a helper holding one
         if isinstance(sb, Sandbox) and id(sb) not in seen:
             seen.add(id(sb))
             try:

@@ -64,6 +64,17 @@ OVN_TLV_MAP = "{class=0x102,type=0x80,len=4}->tun_metadata0"
 SW0_P1_MAC = "50:54:00:00:00:01"
 # The EUI-64 link-local address the kernel derives from SW0_P1_MAC.
 SW0_P1_LLA = "fe80::5254:ff:fe00:1"
+# The MAC a netns gets when it replaces gdvifN (netdev datapath): the logical
+# port's address, and for sw0-p3 (addresses=unknown) the recording's "host
+# behind sw0-p3" (arp_resolve_sw0_unknown_host, put_fdb_unknown_port).
+NETNS_MACS = {
+    "gdvif1": SW0_P1_MAC,
+    "gdvif2": "50:54:00:00:00:02",
+    "gdvif3": "50:54:00:00:00:33",
+    "gdvif4": "50:54:00:00:00:04",
+    "gdvif5": "50:54:00:00:00:05",
+    "gdvif6": "50:54:00:00:00:06",
+}
 
 REQUIRED_BINARIES = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl",
                      "ovs-ofctl", "ovs-appctl", "ovsdb-client", "ovn-sbctl")
@@ -84,6 +95,29 @@ class Packet:
     @property
     def hex(self) -> str:
         return self.data.hex()
+
+
+def eui64_lla(mac: str) -> str:
+    """The link-local address the kernel derives from `mac` (EUI-64)."""
+    b = bytes(int(x, 16) for x in mac.split(":"))
+    groups = [(b[0] ^ 0x02) << 8 | b[1], b[2] << 8 | 0xFF, 0xFE << 8 | b[3],
+              b[4] << 8 | b[5]]
+    return "fe80::" + ":".join(f"{g:x}" for g in groups)
+
+
+@dataclass(frozen=True)
+class NetNs:
+    """A network namespace standing in for dummy port `port` (netdev
+    datapath): veth `host_veth` on br-int, `ifname` with `mac` inside."""
+    port: str
+    name: str
+    host_veth: str
+    ifname: str
+    mac: str
+
+    @property
+    def lla(self) -> str:
+        return eui64_lla(self.mac)
 
 
 def missing_prerequisites(netdev: bool = False) -> str | None:
@@ -212,12 +246,24 @@ class Sandbox:
     """See the module docstring.  datapath_type="dummy" (default) mirrors the
     recording; "netdev" replaces gdvif1 by a veth pair whose other end lives in a
     private network namespace (self.netns, interface self.ns_ifname) with
-    sw0-p1's MAC, for real DHCP clients."""
+    sw0-p1's MAC, for real DHCP clients.
+
+    netns_ports (netdev only) chooses which dummy ports become namespaces,
+    default ("gdvif1",); each gets the MAC of NETNS_MACS and is described in
+    self.namespaces[port].  self.netns / self.host_veth are the first one's,
+    and every netns_* method acts on it unless given ns=<port>."""
 
     def __init__(self, datapath_type: str = "dummy", install_flows: bool = True,
-                 keep: bool | None = None, base_dir: str | None = None) -> None:
+                 keep: bool | None = None, base_dir: str | None = None,
+                 netns_ports: Iterable[str] = ("gdvif1",)) -> None:
         if datapath_type not in ("dummy", "netdev"):
             raise ValueError("datapath_type must be 'dummy' or 'netdev'")
+        self.netns_ports = tuple(netns_ports) if datapath_type == "netdev" else ()
+        bad = [p for p in self.netns_ports if p not in VIFS]
+        if bad or (datapath_type == "netdev" and not self.netns_ports) \
+                or len(set(self.netns_ports)) != len(self.netns_ports):
+            raise ValueError(f"netns_ports must be distinct ports of {sorted(VIFS)}: "
+                             f"{self.netns_ports!r}")
         self.datapath_type = datapath_type
         self.want_flows = install_flows
         self.keep = (os.environ.get("PINCTRL_KEEP_SANDBOX") == "1") if keep is None else keep
@@ -243,6 +289,7 @@ class Sandbox:
         self.netns: str | None = None
         self.host_veth: str | None = None
         self.ns_ifname = "eth0"
+        self.namespaces: dict[str, NetNs] = {}
         self.started = False
         self.timings: dict[str, float] = {}
 
@@ -308,21 +355,30 @@ class Sandbox:
                      stdin_path: str | Path | None = None) -> str:
         return self.run(["ovsdb-client", *args], check=check, stdin_path=stdin_path).stdout
 
-    def _netns_argv(self, args: tuple[str, ...]) -> list[str]:
-        if not self.netns:
+    def _ns(self, ns: str | None) -> NetNs:
+        """The namespace replacing port `ns` (default: the first one)."""
+        if not self.namespaces:
             raise SandboxError("no network namespace (use datapath_type='netdev')")
-        return ["ip", "netns", "exec", self.netns, *args]
+        port = ns or self.netns_ports[0]
+        if port not in self.namespaces:
+            raise SandboxError(f"{port} is not a netns port of this sandbox "
+                               f"({', '.join(self.namespaces)})")
+        return self.namespaces[port]
 
-    def netns_exec(self, *args: str, check: bool = True, timeout: float = 30.0
-                   ) -> subprocess.CompletedProcess:
-        return self.run(self._netns_argv(args), check=check, timeout=timeout)
+    def _netns_argv(self, args: tuple[str, ...], ns: str | None = None) -> list[str]:
+        return ["ip", "netns", "exec", self._ns(ns).name, *args]
 
-    def netns_spawn(self, name: str, *args: str) -> subprocess.Popen:
+    def netns_exec(self, *args: str, check: bool = True, timeout: float = 30.0,
+                   ns: str | None = None) -> subprocess.CompletedProcess:
+        """Run a command in the netns of port `ns` (default: the first)."""
+        return self.run(self._netns_argv(args, ns), check=check, timeout=timeout)
+
+    def netns_spawn(self, name: str, *args: str, ns: str | None = None) -> subprocess.Popen:
         """Start a long-running command (e.g. `dhclient -d`) in the netns,
         stdout+stderr to <dir>/<name>.stdout.  `ip netns exec` execs the
         command, so the pid is the client's; stop() kills it by that pid if
         the caller has not (see netns_stop)."""
-        return self._spawn(name, self._netns_argv(args), ready=lambda: True,
+        return self._spawn(name, self._netns_argv(args, ns), ready=lambda: True,
                            pidfile=None).popen
 
     def netns_stop(self, name: str, timeout: float = 5.0) -> int | None:
@@ -333,24 +389,27 @@ class Sandbox:
         proc.kill(signal.SIGTERM, timeout=timeout)
         return proc.popen.returncode
 
-    def netns_enable_ipv6(self, *addrs: str, timeout: float = 5.0) -> None:
+    def netns_enable_ipv6(self, *addrs: str, timeout: float = 5.0,
+                          ns: str | None = None) -> None:
         """Turn IPv6 on for the netns interface (off by default, see
         _setup_netns) and add `addrs` ("2001:db8::11/64").  No DAD (an
         address is usable at once: dhclient -6 binds the link-local one), no
         router solicitations or RA processing (OVN's RS answer is another
         opcode; SLAAC would add addresses behind the test's back).  Waits
-        for the link-local address SW0_P1_LLA."""
-        conf = f"net.ipv6.conf.{self.ns_ifname}"
+        for the EUI-64 link-local address of its MAC (SW0_P1_LLA for gdvif1)."""
+        n = self._ns(ns)
+        conf = f"net.ipv6.conf.{n.ifname}"
         for knob in ("accept_dad=0", "accept_ra=0", "router_solicitations=0",
                      "disable_ipv6=0"):
-            self.netns_exec("sysctl", "-qw", f"{conf}.{knob}")
+            self.netns_exec("sysctl", "-qw", f"{conf}.{knob}", ns=n.port)
         for a in addrs:
-            self.netns_exec("ip", "-6", "addr", "add", a, "dev", self.ns_ifname, "nodad")
+            self.netns_exec("ip", "-6", "addr", "add", a, "dev", n.ifname, "nodad",
+                            ns=n.port)
         deadline = time.monotonic() + timeout
-        while SW0_P1_LLA not in self.netns_exec("ip", "-6", "addr", "show", "dev",
-                                                 self.ns_ifname).stdout:
+        while n.lla not in self.netns_exec("ip", "-6", "addr", "show", "dev",
+                                           n.ifname, ns=n.port).stdout:
             if time.monotonic() > deadline:
-                raise SandboxError(f"no {SW0_P1_LLA} on {self.ns_ifname} after {timeout}s")
+                raise SandboxError(f"no {n.lla} on {n.ifname} in {n.name} after {timeout}s")
             time.sleep(0.05)
 
     # ------------------------------------------------------------------ processes
@@ -436,9 +495,10 @@ class Sandbox:
                "--", "add-br", "br-phys", "--", "set", "bridge", "br-phys",
                f"datapath-type={dp}", "other-config:disable-in-band=true"]
         for name, (lsp, ofport) in VIFS.items():
-            if name == "gdvif1" and dp == "netdev":
-                cmd += ["--", "add-port", "br-int", self.host_veth, "--", "set", "interface",
-                        self.host_veth, f"ofport_request={ofport}",
+            if name in self.namespaces:
+                veth = self.namespaces[name].host_veth
+                cmd += ["--", "add-port", "br-int", veth, "--", "set", "interface",
+                        veth, f"ofport_request={ofport}",
                         f"external_ids:iface-id={lsp}"]
                 continue
             cmd += ["--", "add-port", "br-int", name, "--", "set", "interface", name,
@@ -480,8 +540,8 @@ class Sandbox:
 
     def _check_ofports(self) -> None:
         want = {n: o for n, (_, o) in VIFS.items()}
-        if self.datapath_type == "netdev":
-            want[self.host_veth] = want.pop("gdvif1")
+        for port, n in self.namespaces.items():
+            want[n.host_veth] = want.pop(port)
         want[PATCH_INT] = 7
         want[TUNNEL] = 8
         got = {}
@@ -492,17 +552,30 @@ class Sandbox:
                                + self.vsctl("--columns=name,ofport,error", "list", "interface"))
 
     def _setup_netns(self) -> None:
-        self.netns = f"pinctrl-{self.tag}"
-        self.host_veth = f"pcv{self.tag}"[:15]
-        self.run(["ip", "netns", "add", self.netns])
-        self.run(["ip", "link", "add", self.host_veth, "type", "veth", "peer", "name",
-                  self.ns_ifname, "netns", self.netns])
+        """One namespace per netns port, in order.  The first keeps the
+        names of the single-namespace sandbox (pinctrl-<tag>, pcv<tag>);
+        the others add their ofport."""
+        for i, port in enumerate(self.netns_ports):
+            suffix = "" if i == 0 else f"-{VIFS[port][1]}"
+            n = NetNs(port, f"pinctrl-{self.tag}{suffix}", f"pcv{self.tag}{suffix}"[:15],
+                      self.ns_ifname, NETNS_MACS[port])
+            # Registered before it exists, so stop() cleans up a half-made one.
+            self.namespaces[port] = n
+            if i == 0:
+                self.netns, self.host_veth = n.name, n.host_veth
+            self._setup_one_netns(n)
+
+    def _setup_one_netns(self, n: NetNs) -> None:
+        self.run(["ip", "netns", "add", n.name])
+        self.run(["ip", "link", "add", n.host_veth, "type", "veth", "peer", "name",
+                  n.ifname, "netns", n.name])
         # No IPv6 on either end: keeps DAD/RS/MLD noise out of the pipeline.
-        self.run(["sysctl", "-qw", f"net.ipv6.conf.{self.host_veth}.disable_ipv6=1"],
+        self.run(["sysctl", "-qw", f"net.ipv6.conf.{n.host_veth}.disable_ipv6=1"],
                  check=False)
-        self.netns_exec("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", check=False)
-        self.netns_exec("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", check=False)
-        self.netns_exec("ip", "link", "set", self.ns_ifname, "address", SW0_P1_MAC)
+        for conf in ("all", "default"):
+            self.netns_exec("sysctl", "-qw", f"net.ipv6.conf.{conf}.disable_ipv6=1",
+                            check=False, ns=n.port)
+        self.netns_exec("ip", "link", "set", n.ifname, "address", n.mac, ns=n.port)
         # UDP/TCP from a kernel socket must leave the netns with a complete L4
         # checksum.  With TX checksum offload (veth default) the frame carries
         # only the pseudo-header sum (CHECKSUM_PARTIAL); OVS 3.1's netdev
@@ -512,10 +585,10 @@ class Sandbox:
         # (table 16) drops it: dig never reached dns_lookup.  Packet-socket
         # clients (udhcpc) write full checksums themselves.  The host end needs
         # nothing: OVS's AF_PACKET sends are never offloaded.
-        self.netns_exec("ethtool", "-K", self.ns_ifname, "tx", "off")
-        self.netns_exec("ip", "link", "set", "lo", "up")
-        self.netns_exec("ip", "link", "set", self.ns_ifname, "up")
-        self.run(["ip", "link", "set", self.host_veth, "up"])
+        self.netns_exec("ethtool", "-K", n.ifname, "tx", "off", ns=n.port)
+        self.netns_exec("ip", "link", "set", "lo", "up", ns=n.port)
+        self.netns_exec("ip", "link", "set", n.ifname, "up", ns=n.port)
+        self.run(["ip", "link", "set", n.host_veth, "up"])
 
     # ------------------------------------------------------------------ flows
     def install_flows(self) -> int:
@@ -587,7 +660,7 @@ class Sandbox:
 
     # ------------------------------------------------------------------ packets
     def tx_ports(self) -> list[str]:
-        ports = [p for p in VIFS if not (p == "gdvif1" and self.datapath_type == "netdev")]
+        ports = [p for p in VIFS if p not in self.netns_ports]
         return ports + [PHYS_PORT]
 
     def pcap_path(self, port: str) -> str:
@@ -691,11 +764,12 @@ class Sandbox:
         for proc in self._procs.values():
             proc.kill(signal.SIGTERM, timeout=5)
         self._procs.clear()
-        if self.host_veth:
-            subprocess.run(["ip", "link", "del", self.host_veth], capture_output=True)
-        if self.netns:
-            subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
-            self.netns = None
+        for n in reversed(list(self.namespaces.values())):
+            # Either may be gone already (deleting the netns deletes the pair).
+            subprocess.run(["ip", "link", "del", n.host_veth], capture_output=True, check=False)
+            subprocess.run(["ip", "netns", "del", n.name], capture_output=True, check=False)
+        self.namespaces.clear()
+        self.netns = None
         self.started = False
         if not self.keep and os.path.isdir(self.dir):
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import _make_daemon, _make_sandbox
 from tests.harness.sandbox import parse_coverage
 from tests.helpers import unavailable
 
@@ -38,26 +37,20 @@ TTL = "3600"
 
 
 @pytest.fixture(scope="module")
-def client_ns():
-    """One netdev sandbox + daemon for the module; the netns has 10.0.0.11/24
-    and 2001:db8::11/64 (plus its link-local address), the router's IPv6
-    neighbour entry static.  Tests leave no state behind."""
+def client_ns(request):
+    """One netdev sandbox + daemon for the module (conftest's
+    shared_netdev_*); the netns has 10.0.0.11/24 and 2001:db8::11/64 (plus
+    its link-local address), the router's IPv6 neighbour entry static.
+    Tests leave no state behind."""
     missing = [b for b in ("dig", "dhclient") if shutil.which(b) is None]
     if missing:
         unavailable("missing binaries: " + " ".join(missing))
-    sb = _make_sandbox("netdev")
-    try:
-        sb.netns_exec("ip", "addr", "add", "10.0.0.11/24", "dev", sb.ns_ifname)
-        sb.netns_enable_ipv6("2001:db8::11/64")
-        sb.netns_exec("ip", "-6", "neigh", "replace", "2001:db8::1", "lladdr", ROUTER_MAC,
-                      "dev", sb.ns_ifname, "nud", "permanent")
-        daemon = _make_daemon(sb)
-        try:
-            yield sb, daemon
-        finally:
-            daemon.stop()
-    finally:
-        sb.stop()
+    sb = request.getfixturevalue("shared_netdev_sandbox")
+    sb.netns_exec("ip", "addr", "add", "10.0.0.11/24", "dev", sb.ns_ifname)
+    sb.netns_enable_ipv6("2001:db8::11/64")
+    sb.netns_exec("ip", "-6", "neigh", "replace", "2001:db8::1", "lladdr", ROUTER_MAC,
+                  "dev", sb.ns_ifname, "nud", "permanent")
+    return sb, request.getfixturevalue("shared_netdev_daemon")
 
 
 # ====================================================================== dig
