@@ -95,9 +95,10 @@ class SbSync:
         self._local_seen: tuple | None = None
         self.local_datapaths: dict = {}
         self._garp_names: set[str] = set()
-        for table in _LOCAL_ONLY:
-            if table in self.idl.tables:
-                self.idl.cond_change(table, [False])
+        # Monitor conditions of the _LOCAL_ONLY tables (none until the
+        # local datapaths are known).
+        self._local_conds: dict[str, list] = {t: [] for t in _LOCAL_ONLY}
+        self._conditions_acked()
         self.txn_loop = TxnLoop(self.idl, [
             self.mac_bindings, VportWriter(shared), ControllerEventWriter(
                 shared), FdbWriter(shared), ActivationWriter(shared)])
@@ -117,7 +118,7 @@ class SbSync:
             self._rebuild(chassis_name)
         self._sync_local(chassis_name, inputs)
         self._release_buffered()
-        self.txn_loop.run(self.ctx, ovs.timeval.msec(), self.writable())
+        self.txn_loop.run(self.ctx, ovs.timeval.msec(), self.writes_ready())
 
     def _notify(self, event, row, updates=None) -> None:
         """IDL hook (main thread, inside idl.run()): remember the table and
@@ -131,7 +132,7 @@ class SbSync:
 
     def wait(self, poller: ovs.poller.Poller) -> None:
         self.idl.wait(poller)
-        self.txn_loop.wait(poller, ovs.timeval.msec(), self.writable())
+        self.txn_loop.wait(poller, ovs.timeval.msec(), self.writes_ready())
 
     def close(self) -> None:
         self.idl.close()
@@ -213,14 +214,30 @@ class SbSync:
         if plan is not None and new:
             self.mac_bindings.add_local(local_mac_bindings(plan, new, lds))
         for table, column in _LOCAL_ONLY.items():
-            if table not in self.idl.tables:
-                continue
             if column == "dp_key":
                 cond = [[column, "==", key] for key in sorted(lds)]
             else:
                 cond = [[column, "==", ["uuid", str(ld.datapath.uuid)]]
                         for _, ld in sorted(lds.items())]
-            self.idl.cond_change(table, cond)
+            self._local_conds[table] = cond
+
+    def writes_ready(self) -> bool:
+        """Writable, and the replicated MAC_Binding/FDB rows are those of
+        the current local datapaths."""
+        return self.writable() and self._conditions_acked()
+
+    def _conditions_acked(self) -> bool:
+        """Set the local-datapath conditions; True once the server has
+        applied them (ovn-controller's ovnsb_expected_cond_seqno).  Until
+        then the replicated MAC_Binding/FDB rows may be missing some, and a
+        write decided from them could insert a row that exists.  Called
+        every iteration: after a reconnection python-ovs restarts its
+        condition sequence numbers."""
+        expected = 0
+        for table, cond in self._local_conds.items():
+            if table in self.idl.tables:
+                expected = max(expected, self.idl.cond_change(table, cond))
+        return self.idl.cond_seqno >= expected
 
     def _find_chassis(self) -> None:
         name = self.ctx.chassis_name

@@ -39,9 +39,21 @@ def sync(sb_server):
     s = _sync(sb_server.remote)
     try:
         step_until_change(s, chassis=HV1)
+        wait_writes_ready(s)
         yield s
     finally:
         s.close()
+
+
+def wait_writes_ready(s: SbSync, timeout: float = 10.0) -> None:
+    """Until the local-datapath monitor conditions are acknowledged."""
+    deadline = time.monotonic() + timeout
+    while not s.writes_ready():
+        assert time.monotonic() < deadline, "conditions never acked"
+        try:
+            step_until_change(s, timeout=0.2, chassis=HV1)
+        except AssertionError:
+            pass
 
 
 def settle(*syncs: SbSync, rounds: int = 40) -> None:
@@ -186,6 +198,7 @@ def test_two_concurrent_writers_leave_one_row(sync, sb_server):
     other = _sync(sb_server.remote)
     try:
         step_until_change(other, chassis=HV1)
+        wait_writes_ready(other)
         learn(sync, MAC_A)
         learn(other, MAC_B)
         # Both build their transaction from an IDL without the row.
