@@ -39,13 +39,13 @@ run: deps venv
 	$(PY) -m tests.harness.demo
 
 unit: venv
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q tests/unit bench/tests
 
 integration: deps venv
 	$(PY) -m pytest -q tests/integration
 
 test: deps venv
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests bench/tests
 
 # Side by side with real ovn-controller 23.03 (root, ~15 min; BENCH_QUICK=1: < 3 min).
 # Prints the table, appends JSON lines to bench-results.jsonl.  README "Benchmark".
