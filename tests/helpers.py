@@ -54,3 +54,14 @@ def counter_delta(name: str, fn):
     before = coverage.get(name)
     out = fn()
     return out, coverage.get(name) - before
+
+
+def record_logs(monkeypatch, module, rl_attr: str = "_rl"):
+    """Replace 'module'.vlog with a VlogRecorder and its rate limit
+    'rl_attr' with a generous one; return the recorder (the body of the
+    `logs` fixtures)."""
+    rec = VlogRecorder()
+    monkeypatch.setattr(module, "vlog", rec)
+    monkeypatch.setattr(module, rl_attr, module.RateLimit(1000, 1000))
+    return rec
+

@@ -37,12 +37,19 @@ from typing import Any
 import ovs.vlog
 
 from pinctrl.log import RateLimit, rl_log
-from pinctrl.writers import optional as ref  # row, or [row] / [] -> row
 
 vlog = ovs.vlog.Vlog("local_datapaths")
 
 MAX_DEPTH = 100     # add_local_datapath__'s recursion limit
 _rl_warn = RateLimit(5, 5)
+
+
+def ref(value: Any) -> Any:
+    """A reference column's row (or an optional column's value), whether
+    python-ovs gave it itself or as a list of zero or one (optional)."""
+    if isinstance(value, (list, tuple)):
+        return value[0] if value else None
+    return value
 
 
 def chassis_is(value: Any, chassis_name: str) -> bool:
@@ -112,9 +119,12 @@ class PortBindings:
         self.rows = list(rows)
         self.by_name: dict[str, Any] = {}
         self.by_dp: dict[int, list[Any]] = {}
+        # (datapath key, port key) -> row: how packet-ins name a port.
+        self.by_key: dict[tuple[int, int], Any] = {}
         for pb in self.rows:
             self.by_name.setdefault(pb.logical_port, pb)
             self.by_dp.setdefault(pb.datapath.tunnel_key, []).append(pb)
+            self.by_key[(pb.datapath.tunnel_key, pb.tunnel_key)] = pb
 
     def peer(self, pb: Any) -> Any:
         """The Port_Binding named by options:peer, or None."""

@@ -175,14 +175,7 @@ class SbSync:
         if not dirty & _PORT_TABLES and counts == self._ports_seen:
             return
         self._ports_seen = counts
-        by_key, by_name = {}, {}
-        for pb in tables["Port_Binding"].rows.values():
-            by_name[pb.logical_port] = pb
-            dp = pb.datapath[0] if isinstance(pb.datapath, list) else \
-                pb.datapath
-            if dp is not None:
-                by_key[(dp.tunnel_key, pb.tunnel_key)] = pb
-        self.ctx.pb_by_key, self.ctx.pb_by_name = by_key, by_name
+        self.ctx.ports = PortBindings(tables["Port_Binding"].rows.values())
 
     def _sync_local(self, chassis: str | None,
                     inputs: ChassisInputs | None) -> None:
@@ -196,7 +189,7 @@ class SbSync:
             return
         self._local_seen = seen
         coverage.inc("sb_sync_local_rebuild")
-        pbs = PortBindings(self.idl.tables["Port_Binding"].rows.values())
+        pbs = self.ctx.ports
         if inputs is None:          # no local OVS DB (tests): no ifaces
             inputs = ChassisInputs((), frozenset())
         if chassis is None:

@@ -13,7 +13,7 @@ from pinctrl.actions import REGISTRY, Resume, load_all
 from pinctrl.actions import dhcpv4 as d
 from pinctrl.packet_in import PacketIn
 from tests import goldens
-from tests.helpers import VlogRecorder
+from tests.helpers import VlogRecorder, counter_delta
 
 MAC = bytes.fromhex("505400000001")
 OFFER = bytes([10, 0, 0, 11])
@@ -95,12 +95,6 @@ class Reply:
     def options(self) -> bytes:
         """Options area after the cookie, trailer included."""
         return self.data[self.dhcp + 240:]
-
-
-def counter_delta(fn, name):
-    before = coverage.get(name)
-    out = fn()
-    return out, coverage.get(name) - before
 
 
 @pytest.fixture
@@ -412,7 +406,7 @@ def test_pad_options_are_skipped():
 
 def test_release_logs_ciaddr_and_resumes_request(logs):
     req = frame(bootp(d.RELEASE, ciaddr=OFFER), src=OFFER, dst=SERVER)
-    res, n = counter_delta(lambda: run(req), "pinctrl_dhcpv4_release")
+    res, n = counter_delta("pinctrl_dhcpv4_release", lambda: run(req))
     assert (res.packet, res.result, n) == (req, False, 1)
     assert logs.lines == [("INFO", "DHCPRELEASE 50:54:00:00:00:01 10.0.0.11")]
 
@@ -421,7 +415,7 @@ def test_release_logs_ciaddr_and_resumes_request(logs):
                                               (ip4("10.0.0.99"), False)])
 def test_decline(logs, requested, logged):
     req = frame(bootp(d.DECLINE, opts=tlv(50, requested)))
-    res, n = counter_delta(lambda: run(req), "pinctrl_dhcpv4_decline")
+    res, n = counter_delta("pinctrl_dhcpv4_decline", lambda: run(req))
     assert (res.packet, res.result, n) == (req, False, 1)
     want = [("INFO", "DHCPDECLINE from 50:54:00:00:00:01, 10.0.0.11 "
                      "duplicated")]
@@ -432,7 +426,7 @@ def test_decline(logs, requested, logged):
 
 def _rejected(packet: bytes, reason: str, **kw) -> Resume:
     name = d.COUNTER_PREFIX + reason
-    res, n = counter_delta(lambda: run(packet, **kw), name)
+    res, n = counter_delta(name, lambda: run(packet, **kw))
     assert n == 1, name
     assert res.packet == packet and res.result is False
     return res

@@ -14,7 +14,7 @@ from pinctrl.actions import REGISTRY, Resume, load_all
 from pinctrl.actions import dhcpv6 as d
 from pinctrl.packet_in import PacketIn
 from tests import goldens
-from tests.helpers import VlogRecorder, counted
+from tests.helpers import counted, record_logs
 
 RESULT_HDR = bytes.fromhex("0001de1000000063")     # reg0[3], §5.3
 OPCODE_HDR = bytes.fromhex("0000000500000000")
@@ -80,10 +80,7 @@ def reply_opts(res: Resume, l4: int = 54) -> list[tuple[int, bytes]]:
 
 @pytest.fixture
 def logs(monkeypatch):
-    rec = VlogRecorder()
-    monkeypatch.setattr(d, "vlog", rec)
-    monkeypatch.setattr(d, "_rl", d.RateLimit(1000, 1000))
-    return rec
+    return record_logs(monkeypatch, d)
 
 
 # --- golden exchanges ---------------------------------------------------------

@@ -17,7 +17,7 @@ from pinctrl.oxm import Metadata
 from pinctrl.packet_in import PacketIn
 from pinctrl.state import SharedState
 from tests import goldens
-from tests.helpers import VlogRecorder, counted
+from tests.helpers import counted, record_logs
 
 import dns.message as dns_message  # noqa: E402  (dnspython: a test dependency)
 import dns.rdatatype  # noqa: E402  (dnspython, test extra)
@@ -112,10 +112,7 @@ def answer(res: Resume, l4: int = 34) -> dns_message.Message:
 
 @pytest.fixture
 def logs(monkeypatch):
-    rec = VlogRecorder()
-    monkeypatch.setattr(d, "vlog", rec)
-    monkeypatch.setattr(d, "_rl", d.RateLimit(1000, 1000))
-    return rec
+    return record_logs(monkeypatch, d)
 
 
 # --- golden exchanges ---------------------------------------------------------

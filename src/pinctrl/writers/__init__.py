@@ -14,6 +14,7 @@ from typing import Any, Callable
 import ovs.db.idl
 
 from pinctrl.handover import Handover
+from pinctrl.local_datapaths import PortBindings
 from pinctrl.sb_txn import RetryQueue
 
 
@@ -25,8 +26,9 @@ class SbContext:
     idl: ovs.db.idl.Idl
     chassis_name: str | None = None
     chassis: Any = None                  # our Chassis row, if it exists
-    pb_by_key: dict[tuple[int, int], Any] = field(default_factory=dict)
-    pb_by_name: dict[str, Any] = field(default_factory=dict)
+    # Port_Binding lookups (by name, by datapath, by (datapath key, port
+    # key)), rebuilt when ports or datapaths change.
+    ports: PortBindings = field(default_factory=lambda: PortBindings(()))
 
 
 class HandoverWriter:
@@ -59,10 +61,3 @@ class HandoverWriter:
     def __len__(self) -> int:
         """Entries still to write (pending and in flight)."""
         return len(self.queue)
-
-
-def optional(value: Any) -> Any:
-    """The value of an optional (0..1) IDL column, or None."""
-    if isinstance(value, list):
-        return value[0] if value else None
-    return value

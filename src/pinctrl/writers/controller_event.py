@@ -10,7 +10,8 @@ exists the events wait (23.03 drops them after 10 s; we keep them, capped).
 from __future__ import annotations
 
 from pinctrl.state import SharedState
-from pinctrl.writers import HandoverWriter, SbContext, optional
+from pinctrl.local_datapaths import ref
+from pinctrl.writers import HandoverWriter, SbContext
 
 TABLE = "Controller_Event"
 
@@ -34,7 +35,7 @@ class ControllerEventWriter(HandoverWriter):
         table = ctx.idl.tables[TABLE]
         existing = {(r.event_type, tuple(sorted(r.event_info.items())))
                     for r in table.rows.values()
-                    if optional(r.chassis) is ctx.chassis}
+                    if ref(r.chassis) is ctx.chassis}
         for (vip, protocol, lb), event_type in batch:
             info = {"vip": vip, "protocol": protocol, "load_balancer": lb}
             if (event_type, tuple(sorted(info.items()))) in existing:

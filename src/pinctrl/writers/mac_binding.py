@@ -20,11 +20,13 @@ import ovs.vlog
 
 from pinctrl import appctl, coverage
 from pinctrl.actions.mac_learning import IPV4_MAPPED_PREFIX
+from pinctrl.garp_prepare import parse_mac
 from pinctrl.log import RateLimit, rl_log
 from pinctrl.pkt import fmt_mac
 from pinctrl.state import SharedState
 from pinctrl.sb_txn import RetryQueue
-from pinctrl.writers import HandoverWriter, SbContext, optional
+from pinctrl.local_datapaths import ref
+from pinctrl.writers import HandoverWriter, SbContext
 
 vlog = ovs.vlog.Vlog("mac_binding")
 _rl = RateLimit(5, 5)
@@ -50,17 +52,6 @@ def parse_ip(text: str) -> bytes | None:
         return socket.inet_pton(socket.AF_INET6, text)
     except OSError:
         return None
-
-
-def parse_mac(text: str) -> bytes | None:
-    parts = text.split(":")
-    if len(parts) != 6:
-        return None
-    try:
-        mac = bytes(int(p, 16) for p in parts)
-    except ValueError:
-        return None
-    return mac if all(len(p) <= 2 for p in parts) else None
 
 
 def create_index(idl: ovs.db.idl.Idl) -> None:
@@ -148,7 +139,7 @@ class MacBindingWriter(HandoverWriter):
             return False
         for key, learnt in batch:
             dp_key, port_key, ip16 = key
-            pb = ctx.pb_by_key.get((dp_key, port_key))
+            pb = ctx.ports.by_key.get((dp_key, port_key))
             if pb is None:
                 coverage.inc("pinctrl_drop_mac_binding_unknown_port")
                 rl_log(vlog, "warn", _rl,
@@ -158,7 +149,7 @@ class MacBindingWriter(HandoverWriter):
                 continue
             self._written(upsert(txn, ctx.idl, pb.logical_port,
                                  format_ip(ip16), fmt_mac(learnt.mac),
-                                 optional(pb.datapath)),
+                                 ref(pb.datapath)),
                           pb.logical_port, format_ip(ip16), learnt.mac)
         for _, w in local:
             self._written(upsert(txn, ctx.idl, w.logical_port, w.ip, w.mac,
@@ -180,17 +171,17 @@ def resolved_neighbors(rows: Iterable[Any], ctx: SbContext
     chassis-redirect port if the port has one.  Main thread."""
     out = []
     for row in rows:
-        pb = ctx.pb_by_name.get(row.logical_port)
+        pb = ctx.ports.by_name.get(row.logical_port)
         ip16 = parse_ip(row.ip)
         mac = parse_mac(row.mac)
         if pb is None or ip16 is None or mac is None:
             continue
-        dp = optional(pb.datapath)
+        dp = ref(pb.datapath)
         keys = [(dp.tunnel_key, pb.tunnel_key, ip16)]
         if pb.options.get("chassis-redirect-port"):
-            cr = ctx.pb_by_name.get("cr-" + row.logical_port)
+            cr = ctx.ports.by_name.get("cr-" + row.logical_port)
             if cr is not None and cr.type == "chassisredirect":
-                keys.append((optional(cr.datapath).tunnel_key,
+                keys.append((ref(cr.datapath).tunnel_key,
                              cr.tunnel_key, ip16))
         out.append((tuple(keys), mac))
     return out

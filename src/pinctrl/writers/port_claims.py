@@ -9,7 +9,8 @@ import ovs.vlog
 from pinctrl import coverage
 from pinctrl.log import RateLimit, rl_log
 from pinctrl.state import SharedState
-from pinctrl.writers import HandoverWriter, SbContext, optional
+from pinctrl.local_datapaths import ref
+from pinctrl.writers import HandoverWriter, SbContext
 
 vlog = ovs.vlog.Vlog("pinctrl")
 _rl = RateLimit(5, 5)
@@ -30,8 +31,8 @@ class VportWriter(HandoverWriter):
             return False
         batch = self.queue.start()
         for (dp_key, vport_key), parent_key in batch:
-            vport = ctx.pb_by_key.get((dp_key, vport_key))
-            parent = ctx.pb_by_key.get((dp_key, parent_key))
+            vport = ctx.ports.by_key.get((dp_key, vport_key))
+            parent = ctx.ports.by_key.get((dp_key, parent_key))
             if vport is None or vport.type != "virtual" or parent is None:
                 coverage.inc("pinctrl_drop_bind_vport_unknown_port")
                 rl_log(vlog, "warn", _rl,
@@ -39,8 +40,8 @@ class VportWriter(HandoverWriter):
                        f"parent {parent_key} in datapath {dp_key}")
                 self.queue.drop((dp_key, vport_key))
                 continue
-            if (optional(vport.chassis) is ctx.chassis
-                    and optional(vport.virtual_parent)
+            if (ref(vport.chassis) is ctx.chassis
+                    and ref(vport.virtual_parent)
                     == parent.logical_port):
                 continue
             vlog.info(f"Claiming virtual lport {vport.logical_port} for this "
@@ -69,7 +70,7 @@ class ActivationWriter(HandoverWriter):
             return False
         batch = self.queue.start()
         for key, _ in batch:
-            pb = ctx.pb_by_key.get(key)
+            pb = ctx.ports.by_key.get(key)
             if pb is None:
                 self.queue.drop(key)
                 continue
