@@ -16,7 +16,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pinctrl import pkt
+from pinctrl.packet import headers as pkt
 
 ETH_HDR = 14
 L3 = ETH_HDR

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 from os_ken.ofproto import ofproto_parser, ofproto_protocol
 
-from pinctrl.packet_in import PacketIn, from_os_ken
+from pinctrl.openflow.packet_in import PacketIn, from_os_ken
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden" / "ovn-23.03" / \
     "exchanges"
@@ -82,7 +82,7 @@ def replay_step(step: dict[str, Any], env=None):
     pinctrl.dispatch.process_packet_in, in order.  Returns (produced,
     expected): the messages we send and the recorded controller-to-switch
     messages (hex-decoded), for comparison with same_message()."""
-    from pinctrl import dispatch
+    from pinctrl.handler import dispatch
     env = env or dispatch.HandlerEnv()
     produced: list[bytes] = []
     for rec in step.get("openflow_pinctrl", []):
@@ -130,7 +130,7 @@ def assert_resume_matches(pin: PacketIn, res, resume_rec: dict[str, Any],
     NXT_RESUME: packet, result register bit reg<reg>[<bit>] (read from the
     recorded message's decoding), the original packet when the result is
     0, and the whole message as the dispatcher encodes it."""
-    from pinctrl.nx_resume import encode_resume
+    from pinctrl.openflow.resume import encode_resume
     assert res.packet.hex() == resume_rec["packet_hex"]
     assert (res.dest.reg, res.dest.bit) == (reg, bit)
     value = int(re.search(rf"\breg{reg}=(0x[0-9a-f]+)",

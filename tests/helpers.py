@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from pinctrl import coverage
+from pinctrl.support import coverage
 
 
 def unavailable(reason: str) -> None:

@@ -15,12 +15,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import ovs.poller
 import pytest
 
-import ovs.poller
-
 from pinctrl.sb_sync import SbSync
-from pinctrl.state import SharedState
+from pinctrl.shared.state import SharedState
 from tests.helpers import unavailable
 
 SCHEMA = Path("/usr/share/ovn/ovn-sb.ovsschema")

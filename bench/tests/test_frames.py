@@ -11,7 +11,7 @@ from bench import frames
 from bench.frames import WORKLOADS
 from bench.profile import parse_collapsed
 from bench.report import Results, table
-from pinctrl import pkt
+from pinctrl.packet import headers as pkt
 from tests.goldens import load_exchange
 
 

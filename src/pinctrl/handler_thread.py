@@ -17,12 +17,16 @@ import ovs.poller
 import ovs.timeval
 import ovs.vlog
 
-from pinctrl import coverage, dispatch, handler_jobs, openflow, packet_in
-from pinctrl.log import RateLimit, rl_log
-from pinctrl.metrics import DISPATCH_LATENCY
-from pinctrl.ofconn import OfConn
-from pinctrl.seq import Latch
-from pinctrl.state import SharedState
+from pinctrl.daemon.metrics import DISPATCH_LATENCY
+from pinctrl.handler import dispatch
+from pinctrl.handler import jobs as handler_jobs
+from pinctrl.openflow import messages as ofmsg
+from pinctrl.openflow import packet_in
+from pinctrl.openflow.conn import OfConn
+from pinctrl.shared.seq import Latch
+from pinctrl.shared.state import SharedState
+from pinctrl.support import coverage
+from pinctrl.support.log import RateLimit, rl_log
 
 vlog = ovs.vlog.Vlog("pinctrl")
 
@@ -121,8 +125,8 @@ class PinctrlHandler:
     def _setup(self) -> None:
         """On every (re)connection (OVN pinctrl_setup): ask for the switch
         config (answered by SET_CONFIG) and for NXT_PACKET_IN2."""
-        self.conn.send(openflow.get_config_request(self.conn.next_xid()))
-        self.conn.send(openflow.set_packet_in_format(self.conn.next_xid()))
+        self.conn.send(ofmsg.get_config_request(self.conn.next_xid()))
+        self.conn.send(ofmsg.set_packet_in_format(self.conn.next_xid()))
 
     def _recv(self, msg: bytes) -> None:
         msg_type = msg[1]
@@ -132,11 +136,11 @@ class PinctrlHandler:
                 self._packet_in(msg)
                 return
         elif msg_type == OFPT_ECHO_REQUEST:
-            self.conn.send(openflow.echo_reply(msg))
+            self.conn.send(ofmsg.echo_reply(msg))
             return
         elif msg_type == OFPT_GET_CONFIG_REPLY and len(msg) >= 12:
             flags = struct.unpack_from("!H", msg, 8)[0]
-            self.conn.send(openflow.set_config(self.conn.next_xid(), flags))
+            self.conn.send(ofmsg.set_config(self.conn.next_xid(), flags))
             return
         elif msg_type == OFPT_ERROR:
             coverage.inc("pinctrl_rx_of_error")

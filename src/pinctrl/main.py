@@ -25,16 +25,17 @@ import ovs.util
 import ovs.vlog
 
 import pinctrl
-from pinctrl import appctl, coverage, dbutil
+from pinctrl.daemon.keepalive import ALIVE, KeepAlive, ThreadHealth
+from pinctrl.daemon.metrics import MetricsServer, parse_address
+from pinctrl.daemon.sd_notify import Notifier
+from pinctrl.db import idl_util
+from pinctrl.db.ovs_config import OVS_DB_NAME, OvsConfig
 from pinctrl.handler_thread import HEARTBEAT_MS, PinctrlHandler
-from pinctrl.keepalive import ALIVE, KeepAlive, ThreadHealth
-from pinctrl.log import fix_vlog_time_format
-from pinctrl.metrics import MetricsServer, parse_address
-from pinctrl.ovs_config import OVS_DB_NAME, OvsConfig
 from pinctrl.sb_sync import SB_DB_NAME, SbSync
-from pinctrl.sd_notify import Notifier
-from pinctrl.seq import Latch
-from pinctrl.state import SharedState
+from pinctrl.shared.seq import Latch
+from pinctrl.shared.state import SharedState
+from pinctrl.support import appctl, coverage
+from pinctrl.support.log import fix_vlog_time_format
 
 PROGRAM = "pinctrl-daemon"
 vlog = ovs.vlog.Vlog("main")
@@ -239,7 +240,7 @@ def _configure_ssl(args: argparse.Namespace) -> None:
 
 
 def _check_ssl_remotes(args: argparse.Namespace, remotes: str) -> None:
-    if any(r.startswith("ssl:") for r in dbutil.split_remotes(remotes)):
+    if any(r.startswith("ssl:") for r in idl_util.split_remotes(remotes)):
         missing = [f"--{o.replace('_', '-')}" for o in
                    ("private_key", "certificate", "ca_cert")
                    if getattr(args, o) is None]
@@ -333,16 +334,16 @@ class Daemon:
         return self._next_ping - now
 
     def _fetch_schema(self, remote: str, db_name: str, what: str) -> dict:
-        """dbutil.fetch_schema bounded by --db-timeout, in slices so that
+        """idl_util.fetch_schema bounded by --db-timeout, in slices so that
         the systemd watchdog is fed while a database is unreachable."""
         deadline = time.monotonic() + _timeout(self.args)
         while True:
             left = deadline - time.monotonic()
             try:
-                return dbutil.fetch_schema(remote, db_name,
+                return idl_util.fetch_schema(remote, db_name,
                                            max(0.1, min(left,
                                                         STARTUP_SLICE_S)))
-            except dbutil.DbError as e:
+            except idl_util.DbError as e:
                 if time.monotonic() >= deadline:
                     raise StartupError(f"cannot reach the {what} {remote} "
                                        f"({e})") from None
@@ -566,7 +567,7 @@ class Daemon:
             + (f", last error: {oc.last_error}" if oc.last_error else ""),
             (f"Southbound: {'connected' if sb.connected() else 'connecting'}"
              f" ({sb.remotes}, leader-only: false)"),
-            (f"Southbound server: {dbutil.idl_remote(sb.idl)} "
+            (f"Southbound server: {idl_util.idl_remote(sb.idl)} "
              f"({appctl.sb_server_info(sb.idl, SB_DB_NAME)})"),
             (f"Southbound rows: {sb.summary.get('datapaths', 0)} datapaths, "
              f"{sb.summary.get('port_bindings', 0)} port bindings, "

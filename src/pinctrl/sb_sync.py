@@ -14,19 +14,20 @@ import ovs.poller
 import ovs.timeval
 import ovs.vlog
 
-from pinctrl import coverage, dbutil
 from pinctrl.actions.dns import DnsCacheBuilder
-from pinctrl.garp_prepare import garp_announcements, local_mac_bindings
-from pinctrl.ipv6_ra import prepare_ras
-from pinctrl.local_datapaths import PortBindings, compute_local_datapaths
-from pinctrl.ovs_config import ChassisInputs
-from pinctrl.sb_txn import TxnLoop
-from pinctrl.state import SharedState
-from pinctrl.writers import SbContext, mac_binding, fdb
-from pinctrl.writers.controller_event import ControllerEventWriter
-from pinctrl.writers.fdb import FdbWriter
-from pinctrl.writers.mac_binding import MacBindingWriter
-from pinctrl.writers.port_claims import ActivationWriter, VportWriter
+from pinctrl.db import idl_util
+from pinctrl.db.garp_plan import garp_announcements, local_mac_bindings
+from pinctrl.db.local_datapaths import PortBindings, compute_local_datapaths
+from pinctrl.db.ovs_config import ChassisInputs
+from pinctrl.db.txn import TxnLoop
+from pinctrl.db.writers import SbContext, fdb, mac_binding
+from pinctrl.db.writers.controller_event import ControllerEventWriter
+from pinctrl.db.writers.fdb import FdbWriter
+from pinctrl.db.writers.mac_binding import MacBindingWriter
+from pinctrl.db.writers.port_claims import ActivationWriter, VportWriter
+from pinctrl.handler.ra_job import prepare_ras
+from pinctrl.shared.state import SharedState
+from pinctrl.support import coverage
 
 vlog = ovs.vlog.Vlog("sb_sync")
 
@@ -69,7 +70,7 @@ class SbSync:
                  probe_interval_ms: int | None = None) -> None:
         self.shared = shared
         self.remotes = remotes
-        self.idl = dbutil.make_idl(remotes, schema_json, SB_TABLES,
+        self.idl = idl_util.make_idl(remotes, schema_json, SB_TABLES,
                                    leader_only=False,
                                    probe_interval_ms=probe_interval_ms)
         self._seen_seqno = -1
@@ -138,7 +139,7 @@ class SbSync:
         self.idl.close()
 
     def connected(self) -> bool:
-        return dbutil.idl_connected(self.idl)
+        return idl_util.idl_connected(self.idl)
 
     def writable(self) -> bool:
         """Connected and monitoring: a transaction can be committed."""

@@ -16,7 +16,12 @@ import sys
 import time
 
 from .sandbox import (
-    Packet, Sandbox, SandboxError, daemon_unavailable, load_exchange, missing_prerequisites,
+    Packet,
+    Sandbox,
+    SandboxError,
+    daemon_unavailable,
+    load_exchange,
+    missing_prerequisites,
 )
 
 DHCP_TYPES = {1: "DISCOVER", 2: "OFFER", 3: "REQUEST", 4: "DECLINE", 5: "ACK", 6: "NAK",

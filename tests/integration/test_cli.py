@@ -8,9 +8,8 @@ import time
 
 import pytest
 
-from tests.helpers import unavailable
-
 from tests.harness.sandbox import daemon_executable, daemon_help, daemon_unavailable
+from tests.helpers import unavailable
 
 pytestmark = pytest.mark.integration
 

@@ -29,10 +29,14 @@ import pytest
 from tests.harness.sandbox import replay_exchange
 from tests.harness.unixctl_client import UnixctlClient
 from tests.integration.test_flood import Flood, garp, report
+
 # The cluster helpers and their fixture (servers started and stopped by
 # pid) are shared with the clustered-SB connectivity test.
 from tests.integration.test_sb_ssl_cluster import (  # noqa: F401
-    make_cluster, sb_serving, servers, wait_show,
+    make_cluster,
+    sb_serving,
+    servers,
+    wait_show,
 )
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,13 @@ import pytest
 
 from tests.harness.pcap import PcapTail
 from tests.harness.sandbox import (
-    PATCH_INT, TUNNEL, VIFS, golden_flows, golden_groups, load_exchange, replay_exchange,
+    PATCH_INT,
+    TUNNEL,
+    VIFS,
+    golden_flows,
+    golden_groups,
+    load_exchange,
+    replay_exchange,
 )
 
 pytestmark = pytest.mark.integration

@@ -20,10 +20,12 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 from scapy.packet import Raw
 
-from pinctrl import coverage, dispatch, flow
 from pinctrl.actions import REGISTRY, not_yet
 from pinctrl.actions import acl_log as m
-from pinctrl.packet_in import PacketIn
+from pinctrl.handler import dispatch
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet import flow
+from pinctrl.support import coverage
 from tests import goldens
 from tests.helpers import VlogRecorder, unavailable
 

@@ -6,9 +6,9 @@ import types
 import ovs.unixctl
 import pytest
 
-from pinctrl import appctl
 from pinctrl.actions.dns import build_dns_cache
-from pinctrl.state import SharedState
+from pinctrl.shared.state import SharedState
+from pinctrl.support import appctl
 from tests.helpers import counted
 
 

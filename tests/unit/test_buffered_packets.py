@@ -1,4 +1,4 @@
-"""pinctrl.buffered_packets: caps, ring, timeout, gc, release order, the
+"""pinctrl.handler.buffered_packets: caps, ring, timeout, gc, release order, the
 HandlerJob, and the re-injected packet-outs of the golden exchanges."""
 
 from __future__ import annotations
@@ -7,10 +7,11 @@ import itertools
 
 import pytest
 
-from pinctrl import buffered_packets as m
-from pinctrl import dispatch, openflow
-from pinctrl.ofactions import reload_metadata, resubmit, set_pkt_mark
-from pinctrl.oxm import Metadata
+from pinctrl.handler import buffered_packets as m
+from pinctrl.handler import dispatch
+from pinctrl.openflow import messages as ofmsg
+from pinctrl.openflow.ofactions import reload_metadata, resubmit, set_pkt_mark
+from pinctrl.openflow.oxm import Metadata
 from tests import goldens
 from tests.helpers import counter_delta as delta
 
@@ -151,8 +152,8 @@ def test_release_rewrites_eth_dst_keeps_actions_fifo_and_xids():
     bp.push(K1, frame(1), resubmit(37), 0)
     bp.push(K1, frame(2), resubmit(8), 1)
     out = bp.release([K1], GW_MAC)
-    assert out == [openflow.packet_out(100, resubmit(37), GW_MAC + frame(1)[6:]),
-                   openflow.packet_out(101, resubmit(8), GW_MAC + frame(2)[6:])]
+    assert out == [ofmsg.packet_out(100, resubmit(37), GW_MAC + frame(1)[6:]),
+                   ofmsg.packet_out(101, resubmit(8), GW_MAC + frame(2)[6:])]
     assert bp.summary() == (0, 0)
     assert bp.release([K1], GW_MAC) == []          # the key is gone
 

@@ -8,10 +8,12 @@ import struct
 
 import pytest
 
-from pinctrl import coverage, dispatch, pkt
 from pinctrl.actions import REGISTRY, Resume, load_all
 from pinctrl.actions import dhcpv4 as d
-from pinctrl.packet_in import PacketIn
+from pinctrl.handler import dispatch
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet import headers as pkt
+from pinctrl.support import coverage
 from tests import goldens
 from tests.helpers import VlogRecorder, counter_delta
 
@@ -210,7 +212,7 @@ def test_reply_lengths_checksums_and_copied_fields():
 
 
 def test_reply_decodes_with_scapy():
-    import scapy.all as scapy       # a test dependency (pyproject)
+    import scapy.all as scapy  # a test dependency (pyproject)
     res = run(frame(bootp()), tlv(1, ip4("255.255.255.0"))
               + tlv(51, struct.pack("!I", 3600)) + tlv(54, SERVER))
     p = scapy.Ether(res.packet)

@@ -9,10 +9,11 @@ import struct
 
 import pytest
 
-from pinctrl import dispatch, pkt
 from pinctrl.actions import REGISTRY, Resume, load_all
 from pinctrl.actions import dhcpv6 as d
-from pinctrl.packet_in import PacketIn
+from pinctrl.handler import dispatch
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet import headers as pkt
 from tests import goldens
 from tests.helpers import counted, record_logs
 
@@ -244,7 +245,7 @@ def test_padding_and_bytes_after_udp_length_ignored():
 
 
 def test_reply_decodes_with_scapy():
-    import scapy.all as scapy       # a test dependency (pyproject)
+    import scapy.all as scapy  # a test dependency (pyproject)
     from scapy.layers import dhcp6
     p = scapy.Ether(run(frame(msg(d.SOLICIT))).packet)
     adv = p[dhcp6.DHCP6_Advertise]

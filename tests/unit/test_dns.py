@@ -8,19 +8,20 @@ import random
 import struct
 import threading
 
-import pytest
-
-from pinctrl import coverage, dispatch, pkt
-from pinctrl.actions import REGISTRY, Resume, load_all
-from pinctrl.actions import dns as d
-from pinctrl.oxm import Metadata
-from pinctrl.packet_in import PacketIn
-from pinctrl.state import SharedState
-from tests import goldens
-from tests.helpers import counted, record_logs
-
 import dns.message as dns_message  # noqa: E402  (dnspython: a test dependency)
 import dns.rdatatype  # noqa: E402  (dnspython, test extra)
+import pytest
+
+from pinctrl.actions import REGISTRY, Resume, load_all
+from pinctrl.actions import dns as d
+from pinctrl.handler import dispatch
+from pinctrl.openflow.oxm import Metadata
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet import headers as pkt
+from pinctrl.shared.state import SharedState
+from pinctrl.support import coverage
+from tests import goldens
+from tests.helpers import counted, record_logs
 
 # The SB DNS row of tests/golden/ovn-23.03/sb.backup.db (sw0 = dp key 1);
 # test_sb_dns_cache.py checks that the real database gives the same cache.
@@ -369,7 +370,7 @@ def test_edns_query_answered_opt_dropped():
 def test_edns_client_subnet_like_ovn_test():
     """OVN's own test "dns lookup : EDNS" (b7fe2c8b1): an OPT with an
     ECS option; the expected reply is DNS(qr=1, qd, an) only."""
-    import scapy.all as scapy       # a test dependency (pyproject)
+    import scapy.all as scapy  # a test dependency (pyproject)
     from scapy.layers.dns import DNS, DNSQR, DNSRR, DNSRROPT
     try:
         from scapy.layers.dns import EDNS0ClientSubnet

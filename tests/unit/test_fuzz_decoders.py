@@ -32,16 +32,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from os_ken.ofproto import nicira_ext
 
-from pinctrl import buffered_packets, coverage, dispatch, handover, pkt
-from pinctrl.actions import REGISTRY
-from pinctrl.actions import dhcpv4, dns
-from pinctrl.flow import extract
-from pinctrl.ofactions import actions_well_formed
-from pinctrl.oxm import Metadata, OxmError, parse_result_dest
-from pinctrl.packet_in import (
-    OFPR_ACTION, PacketIn, PacketInError, decode_packet_in2,
+from pinctrl.actions import REGISTRY, dhcpv4, dns
+from pinctrl.handler import buffered_packets, dispatch
+from pinctrl.openflow.ofactions import actions_well_formed
+from pinctrl.openflow.oxm import Metadata, OxmError, parse_result_dest
+from pinctrl.openflow.packet_in import (
+    OFPR_ACTION,
+    PacketIn,
+    PacketInError,
+    decode_packet_in2,
 )
-from pinctrl.state import SharedState
+from pinctrl.packet import headers as pkt
+from pinctrl.packet.flow import extract
+from pinctrl.shared import handover
+from pinctrl.shared.state import SharedState
+from pinctrl.support import coverage
 from tests import goldens
 
 # --- profiles ----------------------------------------------------------------

@@ -9,8 +9,8 @@ from collections import defaultdict
 
 import pytest
 
-from pinctrl import dispatch, openflow
-from pinctrl.garp import (
+from pinctrl.handler import dispatch
+from pinctrl.handler.garp_job import (
     DeadlineJob,
     GarpEntry,
     GarpJob,
@@ -19,6 +19,7 @@ from pinctrl.garp import (
     build_rarp,
     inport_actions,
 )
+from pinctrl.openflow import messages as ofmsg
 from tests import goldens
 from tests.helpers import counter_delta
 
@@ -66,7 +67,7 @@ def encode(entries) -> set[bytes]:
     out = set()
     for e in entries.values():
         po = announcement(e)
-        out.add(openflow.packet_out(0, po.actions, po.packet))
+        out.add(ofmsg.packet_out(0, po.actions, po.packet))
     return out
 
 
@@ -201,7 +202,7 @@ def test_run_encodes_packet_outs_with_fresh_xids():
     out, n = counter_delta("pinctrl_garp_sent", lambda: job.run(env, 1000))
     assert n == 4
     assert {zero_xid(m) for m in out} == first_round()
-    assert sorted(openflow.header(m)[3] for m in out) == [100, 101, 102, 103]
+    assert sorted(ofmsg.header(m)[3] for m in out) == [100, 101, 102, 103]
 
 
 def test_update_adds_keeps_and_drops():
@@ -299,4 +300,4 @@ def test_job_in_handler_env():
     env = dispatch.HandlerEnv()
     job.run(env, 0)
     [msg] = job.run(env, 1000)
-    assert openflow.header(msg)[1] == 13        # OFPT_PACKET_OUT
+    assert ofmsg.header(msg)[1] == 13        # OFPT_PACKET_OUT

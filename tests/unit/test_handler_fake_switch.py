@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from pinctrl import coverage
 from pinctrl.handler_thread import PinctrlHandler
-from pinctrl.state import SharedState
+from pinctrl.shared.state import SharedState
+from pinctrl.support import coverage
 from tests import goldens
 
 HANDSHAKE = goldens.load_exchange("openflow_pinctrl_handshake")[

@@ -19,14 +19,16 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 
-from pinctrl import coverage, dispatch, pkt
 from pinctrl.actions import REGISTRY, PacketOut, Resume
 from pinctrl.actions import icmp as m
 from pinctrl.actions.nested import NoReply
-from pinctrl.flow import extract
-from pinctrl.ofactions import reload_metadata, resubmit, set_reg
-from pinctrl.oxm import Metadata
-from pinctrl.packet_in import PacketIn
+from pinctrl.handler import dispatch
+from pinctrl.openflow.ofactions import reload_metadata, resubmit, set_reg
+from pinctrl.openflow.oxm import Metadata
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet import headers as pkt
+from pinctrl.packet.flow import extract
+from pinctrl.support import coverage
 from tests import goldens
 from tests.helpers import VlogRecorder
 from tests.helpers import counter_delta as delta

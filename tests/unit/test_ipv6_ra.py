@@ -21,8 +21,8 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import Ether
 
-from pinctrl import openflow
-from pinctrl.ipv6_ra import (
+from pinctrl.db.local_datapaths import PortBindings
+from pinctrl.handler.ra_job import (
     RaEntry,
     RaJob,
     build_ra_frame,
@@ -32,7 +32,7 @@ from pinctrl.ipv6_ra import (
     ra_actions,
     route_info_options,
 )
-from pinctrl.local_datapaths import PortBindings
+from pinctrl.openflow import messages as ofmsg
 from tests import goldens
 from tests.helpers import VlogRecorder, counted
 from tests.unit.test_garp import Env, FakePoller, Snap
@@ -98,7 +98,7 @@ def test_packet_outs_byte_identical(name):
         ex = goldens.load_exchange(name)
         opts["ipv6_ra_prefixes"] = ex["sb_ipv6_ra_prefixes"][0]
     frame = build_ra_frame(cfg(opts))
-    ours = openflow.packet_out(0, ra_actions(2, 2), frame)
+    ours = ofmsg.packet_out(0, ra_actions(2, 2), frame)
     outs = golden_packet_outs(name)
     assert len(outs) >= 2
     for _, msg in outs:
@@ -266,7 +266,7 @@ def _pb(name, dp, key, options, type_="patch"):
 
 
 def test_prepare_ras(monkeypatch):
-    from pinctrl import ipv6_ra
+    from pinctrl.handler import ra_job as ipv6_ra
     logs = VlogRecorder()
     monkeypatch.setattr(ipv6_ra, "vlog", logs)
     monkeypatch.setattr(ipv6_ra, "_rl", ipv6_ra.RateLimit(100, 100))
@@ -351,7 +351,7 @@ def test_interval_change_reschedules_other_changes_do_not():
     job.run(env, 1000)
     assert job.next_wakeup() == 3000            # kept
     [msg] = job.run(env, 3000)
-    assert msg.endswith(b"new") and msg[8:] == openflow.packet_out(
+    assert msg.endswith(b"new") and msg[8:] == ofmsg.packet_out(
         0, ra_actions(5, 2), b"new")[8:]
     snap.set({"a": _entry(10, 20, frame=b"new", dp=5)})
     job.run(env, 4000)

@@ -3,8 +3,8 @@ counter per change of state (a fake clock, no sleeping)."""
 
 import pytest
 
-from pinctrl import keepalive
-from pinctrl.keepalive import ALIVE, DEAD, STUCK, KeepAlive, ThreadHealth
+from pinctrl.daemon import keepalive
+from pinctrl.daemon.keepalive import ALIVE, DEAD, STUCK, KeepAlive, ThreadHealth
 from tests.helpers import VlogRecorder, counter_delta
 
 

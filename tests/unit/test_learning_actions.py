@@ -11,13 +11,13 @@ import struct
 
 import pytest
 
-from pinctrl import dispatch
 from pinctrl.actions import controller_event
 from pinctrl.actions.mac_learning import Learnt, ipv4_mapped
-from pinctrl.handover import MAX_ENTRIES
-from pinctrl.packet_in import PacketIn
-from pinctrl.oxm import Metadata
-from pinctrl.state import SharedState
+from pinctrl.handler import dispatch
+from pinctrl.openflow.oxm import Metadata
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.shared.handover import MAX_ENTRIES
+from pinctrl.shared.state import SharedState
 from tests.goldens import exchange_names, load_exchange, packet_in_from_hex
 from tests.helpers import counter_delta
 

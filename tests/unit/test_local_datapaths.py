@@ -16,9 +16,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from pinctrl import dbutil, garp_prepare, local_datapaths
-from pinctrl.garp import GarpEntry, GarpJob
-from pinctrl.garp_prepare import (
+from pinctrl.db import garp_plan as garp_prepare
+from pinctrl.db import idl_util, local_datapaths
+from pinctrl.db.garp_plan import (
     Iface,
     MacBindingWrite,
     extract_addresses_with_port,
@@ -27,13 +27,14 @@ from pinctrl.garp_prepare import (
     garp_announcements,
     local_mac_bindings,
 )
-from pinctrl.ipv6_ra import prepare_ras
-from pinctrl.local_datapaths import (
+from pinctrl.db.local_datapaths import (
     PortBindings,
     bridge_mapping_networks,
     compute_local_datapaths,
     ha_chassis_group_is_active,
 )
+from pinctrl.handler.garp_job import GarpEntry, GarpJob
+from pinctrl.handler.ra_job import prepare_ras
 from tests.helpers import VlogRecorder
 from tests.sb_server import SCHEMA, sb_server, step_until_change  # noqa: F401
 from tests.unit.test_garp import GOLDEN_ENTRIES, Env, Snap, encode, first_round, ip4
@@ -64,7 +65,7 @@ NETWORKS = bridge_mapping_networks(
 
 @pytest.fixture
 def idl(sb_server):  # noqa: F811
-    idl = dbutil.make_idl(sb_server.remote, json.loads(SCHEMA.read_text()),
+    idl = idl_util.make_idl(sb_server.remote, json.loads(SCHEMA.read_text()),
                           SB_TABLES)
     try:
         idl_sync(idl)

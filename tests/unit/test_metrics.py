@@ -5,9 +5,10 @@ custom collector."""
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from pinctrl import coverage, metrics
-from pinctrl.keepalive import ThreadHealth
-from pinctrl.packet_in import PacketIn
+from pinctrl.daemon import metrics
+from pinctrl.daemon.keepalive import ThreadHealth
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.support import coverage
 from tests.goldens import iter_of_messages, load_exchange, packet_in_from_hex
 
 OPCODE_PUT_DHCP_OPTS = 2

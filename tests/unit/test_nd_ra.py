@@ -19,11 +19,12 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 
-from pinctrl import dispatch, ipv6_ra
 from pinctrl.actions import REGISTRY, Resume
 from pinctrl.actions import nd_ra as m
 from pinctrl.actions.nested import Reporter
-from pinctrl.packet_in import PacketIn
+from pinctrl.handler import dispatch
+from pinctrl.handler import ra_job as ipv6_ra
+from pinctrl.openflow.packet_in import PacketIn
 from tests import goldens
 from tests.helpers import VlogRecorder, counted
 from tests.helpers import counter_delta as delta

@@ -19,15 +19,16 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
-from pinctrl import buffered_packets as bufp
-from pinctrl import coverage, dispatch
 from pinctrl.actions import REGISTRY, PacketOut
 from pinctrl.actions import neighbor as m
 from pinctrl.actions.nested import Reporter
-from pinctrl.flow import extract
-from pinctrl.ofactions import reload_metadata, resubmit
-from pinctrl.oxm import Metadata
-from pinctrl.packet_in import PacketIn
+from pinctrl.handler import buffered_packets as bufp
+from pinctrl.handler import dispatch
+from pinctrl.openflow.ofactions import reload_metadata, resubmit
+from pinctrl.openflow.oxm import Metadata
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet.flow import extract
+from pinctrl.support import coverage
 from tests import goldens
 from tests.helpers import VlogRecorder
 from tests.helpers import counter_delta as delta

@@ -1,4 +1,4 @@
-"""pinctrl.ofactions: OF1.5 action encoders against the reference's
+"""pinctrl.openflow.ofactions: OF1.5 action encoders against the reference's
 examples and the actions of every golden nested-action PACKET_OUT."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import struct
 
 import pytest
 
-from pinctrl import ofactions as A
-from pinctrl.oxm import Metadata
+from pinctrl.openflow import ofactions as A
+from pinctrl.openflow.oxm import Metadata
 from tests import goldens
 
 NESTED_OPCODES = {0, 3, 9, 10, 11, 12, 14, 20, 22, 24}

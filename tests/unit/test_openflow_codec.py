@@ -2,10 +2,10 @@
 
 import pytest
 
-from pinctrl import openflow
-from pinctrl.nx_resume import encode_resume
-from pinctrl.oxm import Metadata, OxmError, parse_result_dest
-from pinctrl.packet_in import PacketInError, decode_packet_in2, from_os_ken
+from pinctrl.openflow import messages as ofmsg
+from pinctrl.openflow.oxm import Metadata, OxmError, parse_result_dest
+from pinctrl.openflow.packet_in import PacketInError, decode_packet_in2, from_os_ken
+from pinctrl.openflow.resume import encode_resume
 from tests import goldens
 
 HANDSHAKE = {m["msg"]: m for m in goldens.load_exchange(
@@ -13,12 +13,12 @@ HANDSHAKE = {m["msg"]: m for m in goldens.load_exchange(
 
 
 def _xid(msg):
-    return openflow.header(bytes.fromhex(msg["hex"]))[3]
+    return ofmsg.header(bytes.fromhex(msg["hex"]))[3]
 
 
 @pytest.mark.parametrize("name,build", [
-    ("OFPT_GET_CONFIG_REQUEST", openflow.get_config_request),
-    ("NXT_SET_PACKET_IN_FORMAT", openflow.set_packet_in_format),
+    ("OFPT_GET_CONFIG_REQUEST", ofmsg.get_config_request),
+    ("NXT_SET_PACKET_IN_FORMAT", ofmsg.set_packet_in_format),
 ])
 def test_setup_messages_match_23_03(name, build):
     golden = HANDSHAKE[name]
@@ -29,25 +29,25 @@ def test_hello_matches_23_03():
     golden = next(m for m in goldens.load_exchange(
         "openflow_pinctrl_handshake")["pinctrl_conn_non_packet_messages"]
         if m["msg"] == "OFPT_HELLO" and m["dir"] == "c2s")
-    assert openflow.hello(_xid(golden)).hex() == golden["hex"]
+    assert ofmsg.hello(_xid(golden)).hex() == golden["hex"]
 
 
 def test_set_config_answers_get_config_reply():
     reply = bytes.fromhex(HANDSHAKE["OFPT_GET_CONFIG_REPLY"]["hex"])
     flags = int.from_bytes(reply[8:10], "big")
     golden = HANDSHAKE["OFPT_SET_CONFIG"]
-    assert openflow.set_config(_xid(golden), flags).hex() == golden["hex"]
+    assert ofmsg.set_config(_xid(golden), flags).hex() == golden["hex"]
 
 
 def test_hello_versions():
     switch_hello = bytes.fromhex("060000080000000a")      # no bitmap
-    assert openflow.hello_versions(switch_hello) == {1, 2, 3, 4, 5, 6}
-    assert openflow.hello_versions(openflow.hello(1)) == {6}
+    assert ofmsg.hello_versions(switch_hello) == {1, 2, 3, 4, 5, 6}
+    assert ofmsg.hello_versions(ofmsg.hello(1)) == {6}
 
 
 def test_echo_reply_keeps_xid_and_body():
     req = bytes.fromhex("0602000c0000002a") + b"ping"
-    assert openflow.echo_reply(req) == bytes.fromhex("0603000c0000002a") + b"ping"
+    assert ofmsg.echo_reply(req) == bytes.fromhex("0603000c0000002a") + b"ping"
 
 
 def _paused_exchanges():
@@ -170,8 +170,8 @@ def test_packet_in_truncations_never_crash():
         buf = bytearray(raw[:n])
         buf[2:4] = n.to_bytes(2, "big")
         try:
-            from_os_ken(openflow.decode(bytes(buf)))
-        except (openflow.OpenFlowError, PacketInError):
+            from_os_ken(ofmsg.decode(bytes(buf)))
+        except (ofmsg.OpenFlowError, PacketInError):
             pass
 
 
@@ -192,7 +192,7 @@ def _fields(pin):
 def test_fast_decoder_agrees_with_os_ken(pin_hex):
     raw = bytes.fromhex(pin_hex)
     fast = decode_packet_in2(raw)
-    ref = from_os_ken(openflow.decode(raw))
+    ref = from_os_ken(ofmsg.decode(raw))
     assert _fields(fast) == _fields(ref)
 
 

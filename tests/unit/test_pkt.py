@@ -1,10 +1,10 @@
-"""pinctrl.pkt: checksum and header parsers."""
+"""pinctrl.packet.headers: checksum and header parsers."""
 
 import struct
 
 import pytest
 
-from pinctrl import pkt
+from pinctrl.packet import headers as pkt
 
 
 def _ipv4(ihl_words=5, tot_len=None, proto=17, payload=b"", opts=b""):

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from pinctrl import coverage, dispatch, pkt
-from pinctrl.flow import extract
-from pinctrl.packet_in import PacketIn, decode_packet_in2
+from pinctrl.handler import dispatch
+from pinctrl.openflow.packet_in import PacketIn, decode_packet_in2
+from pinctrl.packet import headers as pkt
+from pinctrl.packet.flow import extract
+from pinctrl.support import coverage
 from tests import goldens
 from tests.helpers import counter_delta
 
@@ -289,7 +291,7 @@ def test_wide_register_oxm_is_refused():
     never resumed) and put_nd overflow in xxreg0().  Metadata.parse now
     refuses a field of the wrong width, so the packet-in is dropped as
     malformed (pinctrl_drop_bad_packet_in) before any handler runs."""
-    from pinctrl.oxm import Metadata, OxmError
+    from pinctrl.openflow.oxm import Metadata, OxmError
     with pytest.raises(OxmError):
         Metadata.parse(WIDE_XREG0)
     with pytest.raises(OxmError):

@@ -18,14 +18,16 @@ from scapy.layers.l2 import Dot1Q, Ether
 from scapy.layers.sctp import SCTP, SCTPChunkData, SCTPChunkInit
 from scapy.packet import Raw
 
-from pinctrl import coverage, dispatch, pkt
 from pinctrl.actions import REGISTRY, PacketOut
 from pinctrl.actions import icmp as icmp_mod
 from pinctrl.actions import reset as m
-from pinctrl.flow import extract
-from pinctrl.ofactions import reload_metadata, resubmit
-from pinctrl.oxm import Metadata
-from pinctrl.packet_in import PacketIn
+from pinctrl.handler import dispatch
+from pinctrl.openflow.ofactions import reload_metadata, resubmit
+from pinctrl.openflow.oxm import Metadata
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet import headers as pkt
+from pinctrl.packet.flow import extract
+from pinctrl.support import coverage
 from tests import goldens
 from tests.helpers import counter_delta as delta
 

@@ -10,12 +10,12 @@ import json
 
 import pytest
 
-from pinctrl import dispatch
-from pinctrl.garp import GarpJob
-from pinctrl.ipv6_ra import RaJob
-from pinctrl.ovs_config import ChassisInputs
+from pinctrl.db.ovs_config import ChassisInputs
+from pinctrl.handler import dispatch
+from pinctrl.handler.garp_job import GarpJob
+from pinctrl.handler.ra_job import RaJob
 from pinctrl.sb_sync import SbSync
-from pinctrl.state import SharedState
+from pinctrl.shared.state import SharedState
 from tests.sb_server import SCHEMA, sb_server, step_until_change  # noqa: F401
 from tests.unit.test_garp import GOLDEN_ENTRIES, first_round, zero_xid
 from tests.unit.test_local_datapaths import CHASSIS, IFACES, NETWORKS

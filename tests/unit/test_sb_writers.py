@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from pinctrl import coverage
 from pinctrl.actions.mac_learning import Learnt, ipv4_mapped
 from pinctrl.sb_sync import SbSync
-from pinctrl.state import SharedState
+from pinctrl.shared.state import SharedState
+from pinctrl.support import coverage
 from tests.goldens import load_exchange
 from tests.helpers import counter_delta
 from tests.sb_server import SCHEMA, sb_server, step_until_change  # noqa: F401

@@ -7,8 +7,12 @@ import uuid
 
 import pytest
 
-from pinctrl.sd_notify import (
-    Notifier, format_message, socket_address, watchdog_usec)
+from pinctrl.daemon.sd_notify import (
+    Notifier,
+    format_message,
+    socket_address,
+    watchdog_usec,
+)
 from tests.helpers import counted
 
 

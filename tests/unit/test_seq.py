@@ -5,7 +5,7 @@ import time
 
 import ovs.poller
 
-from pinctrl.seq import Latch, Seq
+from pinctrl.shared.seq import Latch, Seq
 
 
 def _blocks_for(setup, timeout_ms=300) -> float:

@@ -18,9 +18,9 @@ import pkgutil
 from dataclasses import dataclass
 from typing import Callable
 
-from pinctrl import coverage
-from pinctrl.log import RateLimit, rl_log
-from pinctrl.oxm import OxmError, ResultDest, parse_result_dest
+from pinctrl.openflow.oxm import OxmError, ResultDest, parse_result_dest
+from pinctrl.support import coverage
+from pinctrl.support.log import RateLimit, rl_log
 
 
 @dataclass(slots=True)

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import ovs.vlog
 
-from pinctrl import coverage
 from pinctrl.actions import action
-from pinctrl.flow import extract, format_flow
-from pinctrl.log import RateLimit, rl_log
-from pinctrl.packet_in import PacketIn
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet.flow import extract, format_flow
+from pinctrl.support import coverage
+from pinctrl.support.log import RateLimit, rl_log
 
 vlog = ovs.vlog.Vlog("acl_log")
 _warn_vlog = ovs.vlog.Vlog("pinctrl")

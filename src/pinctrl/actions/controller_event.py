@@ -15,10 +15,10 @@ import struct
 
 import ovs.vlog
 
-from pinctrl import coverage
 from pinctrl.actions import action
-from pinctrl.log import RateLimit, rl_log
-from pinctrl.packet_in import PacketIn
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.support import coverage
+from pinctrl.support.log import RateLimit, rl_log
 
 vlog = ovs.vlog.Vlog("pinctrl")
 _rl = RateLimit(5, 5)

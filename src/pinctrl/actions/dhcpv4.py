@@ -22,21 +22,28 @@ header bytes (IP options, if any, are copied but not summed).
 from __future__ import annotations
 
 import functools
-
 import struct
 from typing import NamedTuple
 
 import ovs.vlog
 
-from pinctrl import coverage
 from pinctrl.actions import Resume, action
-from pinctrl.log import RateLimit, rl_log
-from pinctrl.oxm import OxmError, parse_result_dest
-from pinctrl.packet_in import PacketIn
-from pinctrl.pkt import (ETH_TYPE_IP, IP_DST_OFS,
-                         IP_TOT_LEN_OFS, IPPROTO_UDP, UDP_HEADER_LEN,
-                         eth_parse, fmt_ip4, fmt_mac, ipv4_parse,
-                         ipv4_set_csum)
+from pinctrl.openflow.oxm import OxmError, parse_result_dest
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet.headers import (
+    ETH_TYPE_IP,
+    IP_DST_OFS,
+    IP_TOT_LEN_OFS,
+    IPPROTO_UDP,
+    UDP_HEADER_LEN,
+    eth_parse,
+    fmt_ip4,
+    fmt_mac,
+    ipv4_parse,
+    ipv4_set_csum,
+)
+from pinctrl.support import coverage
+from pinctrl.support.log import RateLimit, rl_log
 
 vlog = ovs.vlog.Vlog("pinctrl")
 

@@ -38,12 +38,18 @@ from typing import NamedTuple
 
 import ovs.vlog
 
-from pinctrl import coverage
 from pinctrl.actions import Resume, action, result_action
-from pinctrl.log import RateLimit, rl_log
-from pinctrl.packet_in import PacketIn
-from pinctrl.pkt import (UDP_HEADER_LEN, UdpError, UdpInfo, udp6_set_csum,
-                         udp_parse, udp_set_lengths)
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet.headers import (
+    UDP_HEADER_LEN,
+    UdpError,
+    UdpInfo,
+    udp6_set_csum,
+    udp_parse,
+    udp_set_lengths,
+)
+from pinctrl.support import coverage
+from pinctrl.support.log import RateLimit, rl_log
 
 vlog = ovs.vlog.Vlog("pinctrl")
 

@@ -38,14 +38,21 @@ from typing import Any, Iterable, Mapping, NamedTuple
 
 import ovs.vlog
 
-from pinctrl import coverage
 from pinctrl.actions import Resume, action, result_action
-from pinctrl.log import RateLimit, rl_log
-from pinctrl.packet_in import PacketIn
-from pinctrl.pkt import (IP_HEADER_LEN, UDP_HEADER_LEN, UdpError, UdpInfo,
-                         ipv4_set_csum, udp6_set_csum, udp_parse,
-                         udp_set_lengths)
-from pinctrl.state import EMPTY_MAP
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet.headers import (
+    IP_HEADER_LEN,
+    UDP_HEADER_LEN,
+    UdpError,
+    UdpInfo,
+    ipv4_set_csum,
+    udp6_set_csum,
+    udp_parse,
+    udp_set_lengths,
+)
+from pinctrl.shared.state import EMPTY_MAP
+from pinctrl.support import coverage
+from pinctrl.support.log import RateLimit, rl_log
 
 vlog = ovs.vlog.Vlog("pinctrl")
 

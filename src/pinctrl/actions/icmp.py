@@ -38,7 +38,8 @@ import ovs.vlog
 
 from pinctrl.actions import PacketOut, Resume, action
 from pinctrl.actions.nested import NoReply, Reporter, is_icmp_error, nested_packet_out
-from pinctrl.flow import (
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet.flow import (
     ETH_TYPE_IP,
     ETH_TYPE_IPV6,
     IPPROTO_ICMP,
@@ -47,8 +48,7 @@ from pinctrl.flow import (
     Flow,
     extract,
 )
-from pinctrl.packet_in import PacketIn
-from pinctrl.pkt import (
+from pinctrl.packet.headers import (
     compose_ipv4,
     compose_ipv6,
     csum,

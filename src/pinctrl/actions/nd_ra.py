@@ -33,13 +33,13 @@ import struct
 
 import ovs.vlog
 
-from pinctrl import coverage
 from pinctrl.actions import Resume, action, result_action
 from pinctrl.actions.nested import NoReply, Reporter
-from pinctrl.flow import ETH_TYPE_IPV6, IPPROTO_ICMPV6, extract
-from pinctrl.log import RateLimit
-from pinctrl.packet_in import PacketIn
-from pinctrl.pkt import IPV6_HEADER_LEN, IPV6_PLEN_OFS, csum, pseudo_sum_ipv6
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet.flow import ETH_TYPE_IPV6, IPPROTO_ICMPV6, extract
+from pinctrl.packet.headers import IPV6_HEADER_LEN, IPV6_PLEN_OFS, csum, pseudo_sum_ipv6
+from pinctrl.support import coverage
+from pinctrl.support.log import RateLimit
 
 vlog = ovs.vlog.Vlog("pinctrl")
 

@@ -40,11 +40,12 @@ import struct
 
 import ovs.vlog
 
-from pinctrl import buffered_packets as bufp
 from pinctrl.actions import PacketOut, action
 from pinctrl.actions.mac_learning import ipv4_mapped, xxreg0
 from pinctrl.actions.nested import NoReply, Reporter, nested_packet_out
-from pinctrl.flow import (
+from pinctrl.handler import buffered_packets as bufp
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet.flow import (
     ETH_TYPE_ARP,
     ETH_TYPE_IP,
     ETH_TYPE_IPV6,
@@ -52,8 +53,7 @@ from pinctrl.flow import (
     Flow,
     extract,
 )
-from pinctrl.packet_in import PacketIn
-from pinctrl.pkt import (
+from pinctrl.packet.headers import (
     compose_ipv6,
     csum,
     ipv4_parse,

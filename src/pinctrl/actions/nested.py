@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import ovs.vlog
 
-from pinctrl import coverage
 from pinctrl.actions import PacketOut
-from pinctrl.flow import (
+from pinctrl.openflow.ofactions import actions_well_formed, reload_metadata
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet.flow import (
     ETH_TYPE_IP,
     ETH_TYPE_IPV6,
     IPPROTO_ICMP,
@@ -25,9 +26,8 @@ from pinctrl.flow import (
     IPPROTO_TCP,
     Flow,
 )
-from pinctrl.log import RateLimit, rl_log
-from pinctrl.ofactions import actions_well_formed, reload_metadata
-from pinctrl.packet_in import PacketIn
+from pinctrl.support import coverage
+from pinctrl.support.log import RateLimit, rl_log
 
 # ICMPv4 types that are error messages (RFC 1122 §3.2.2, RFC 1812 §4.3.2.2:
 # unreachable, source quench, redirect, time exceeded, parameter problem).

@@ -16,9 +16,9 @@ import threading
 
 import ovs.vlog
 
-from pinctrl import coverage
 from pinctrl.actions import action
-from pinctrl.packet_in import PacketIn
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.support import coverage
 
 vlog = ovs.vlog.Vlog("pinctrl")
 

@@ -37,9 +37,9 @@ from pinctrl.actions.nested import (
     is_tcp_rst,
     nested_packet_out,
 )
-from pinctrl.flow import ETH_TYPE_IPV6, IPPROTO_SCTP, IPPROTO_TCP, Flow, extract
-from pinctrl.packet_in import PacketIn
-from pinctrl.pkt import (
+from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet.flow import ETH_TYPE_IPV6, IPPROTO_SCTP, IPPROTO_TCP, Flow, extract
+from pinctrl.packet.headers import (
     compose_ipv4,
     compose_ipv6,
     crc32c,

@@ -1,0 +1,2 @@
+"""Life cycle and operator surfaces: CLI, start-up, supervision, keep-alive,
+systemd notify, metrics."""

@@ -1,0 +1,63 @@
+"""Main-thread Southbound writers: each takes one handover table of
+SharedState (filled by the handler), keeps what it has not yet written in
+a sb_txn.RetryQueue, and adds its operations to the transaction TxnLoop
+builds.  Operations are recomputed from the IDL on every attempt (look up,
+insert only if absent, update only if different), so retries never
+duplicate rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import ovs.db.idl
+
+from pinctrl.db.local_datapaths import PortBindings
+from pinctrl.db.txn import RetryQueue
+from pinctrl.shared.handover import Handover
+
+
+@dataclass
+class SbContext:
+    """What writers need from the IDL, built by SbSync (main thread) when
+    the tables it derives from changed.  Rows are IDL rows: valid until
+    the next idl.run()."""
+    idl: ovs.db.idl.Idl
+    chassis_name: str | None = None
+    chassis: Any = None                  # our Chassis row, if it exists
+    # Port_Binding lookups (by name, by datapath, by (datapath key, port
+    # key)), rebuilt when ports or datapaths change.
+    ports: PortBindings = field(default_factory=lambda: PortBindings(()))
+
+
+class HandoverWriter:
+    """The common part of the writers: collect from a handover table into
+    a retry queue, attempt everything pending."""
+    name = "?"
+
+    def __init__(self, handover: Handover, drop_counter: str,
+                 merge: Callable[[Any, Any], Any] | None = None) -> None:
+        self.handover = handover
+        self.queue = RetryQueue(drop_counter, merge)
+
+    def collect(self, now: int) -> None:
+        taken = self.handover.take()
+        if taken:
+            self.queue.add(taken)
+
+    def has_work(self, now: int) -> bool:
+        return bool(self.queue.pending)
+
+    def next_due(self) -> int | None:
+        return None
+
+    def committed(self) -> None:
+        self.queue.committed()
+
+    def failed(self) -> None:
+        self.queue.failed()
+
+    def __len__(self) -> int:
+        """Entries still to write (pending and in flight)."""
+        return len(self.queue)

@@ -1,0 +1,202 @@
+"""SB MAC_Binding: write what put_arp/put_nd learnt, and tell the handler
+which neighbours the table now resolves (for its buffered packets).
+
+Main thread only.  Behaviour of 23.03 (§11.1): the entry's port is looked
+up by (datapath key, port key); the row is found by (logical_port, ip) and
+inserted if absent (logical_port, ip, datapath); mac - and timestamp, when
+the schema has it - are written only if the MAC differs, so re-learning an
+unchanged MAC writes nothing.  Unlike 23.03, an entry is not forgotten when
+its transaction fails: it is retried until it lands (sb_txn).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any, Iterable
+
+import ovs.db.idl
+import ovs.vlog
+
+from pinctrl.actions.mac_learning import IPV4_MAPPED_PREFIX
+from pinctrl.db.garp_plan import parse_mac
+from pinctrl.db.local_datapaths import ref
+from pinctrl.db.txn import RetryQueue
+from pinctrl.db.writers import HandoverWriter, SbContext
+from pinctrl.packet.headers import fmt_mac
+from pinctrl.shared.state import SharedState
+from pinctrl.support import appctl, coverage
+from pinctrl.support.log import RateLimit, rl_log
+
+vlog = ovs.vlog.Vlog("mac_binding")
+_rl = RateLimit(5, 5)
+
+TABLE = "MAC_Binding"
+INDEX = "lport_ip"
+
+
+def format_ip(ip16: bytes) -> str:
+    """IPv4-mapped -> dotted quad, else inet_ntop's IPv6 text (as OVN)."""
+    if ip16[:12] == IPV4_MAPPED_PREFIX:
+        return socket.inet_ntop(socket.AF_INET, ip16[12:])
+    return socket.inet_ntop(socket.AF_INET6, ip16)
+
+
+def parse_ip(text: str) -> bytes | None:
+    """SB 'ip' text -> 16 bytes (IPv4 mapped), None if unparsable."""
+    try:
+        return IPV4_MAPPED_PREFIX + socket.inet_pton(socket.AF_INET, text)
+    except OSError:
+        pass
+    try:
+        return socket.inet_pton(socket.AF_INET6, text)
+    except OSError:
+        return None
+
+
+def create_index(idl: ovs.db.idl.Idl) -> None:
+    """Before the first idl.run(): the (logical_port, ip) index."""
+    if TABLE in idl.tables:
+        idl.index_create(TABLE, INDEX).add_columns("logical_port", "ip")
+
+
+def lookup(idl: ovs.db.idl.Idl, logical_port: str, ip: str) -> Any:
+    table = idl.tables[TABLE]
+    probe = table.rows.IndexEntry(logical_port=logical_port, ip=ip)
+    return next(idl.index_equal(TABLE, INDEX, probe), None)
+
+
+def _due(now: int):
+    return lambda learnt: learnt.commit_at <= now
+
+
+def upsert(txn, idl: ovs.db.idl.Idl, logical_port: str, ip: str, mac: str,
+           datapath: Any, update_only: bool = False) -> bool:
+    """mac_binding_add_to_sb(): find the (logical_port, ip) row, insert it
+    if absent (unless 'update_only'), and write mac - and timestamp when
+    the schema has it - only if the MAC differs.  True if it wrote."""
+    table = idl.tables[TABLE]
+    row = lookup(idl, logical_port, ip)
+    if row is None:
+        if update_only:
+            return False
+        row = txn.insert(table)
+        row.logical_port = logical_port
+        row.ip = ip
+        row.datapath = datapath
+    elif row.mac == mac:
+        return False
+    row.mac = mac
+    if "timestamp" in table.columns:
+        row.timestamp = int(time.time() * 1000)
+    return True
+
+
+class MacBindingWriter(HandoverWriter):
+    """put_mac_bindings -> SB MAC_Binding (main thread); also the bindings
+    a new local gARP announcement implies for the peer routers (§11.4,
+    queued by SbSync with add_local())."""
+    name = "mac_bindings"
+
+    def __init__(self, shared: SharedState) -> None:
+        super().__init__(shared.put_mac_bindings,
+                         "pinctrl_drop_put_mac_binding_retry",
+                         merge=lambda old, new: new._replace(
+                             commit_at=old.commit_at))
+        # (logical_port, ip) -> garp_prepare.MacBindingWrite
+        self.local = RetryQueue("pinctrl_drop_garp_mac_binding_retry")
+        self.n_written = 0
+        # Recently written (logical_port, ip, mac), for pinctrl/mac-bindings.
+        self.recent: list[tuple[str, str, str]] = []
+
+    def add_local(self, writes) -> None:
+        """Main thread: queue send_garp_locally()'s MAC_Binding writes."""
+        self.local.add({(w.logical_port, w.ip): w for w in writes})
+
+    def has_work(self, now: int) -> bool:
+        return bool(self.local.pending) or any(
+            v.commit_at <= now for v in self.queue.pending.values())
+
+    def next_due(self) -> int | None:
+        pending = self.queue.pending
+        return min(v.commit_at for v in pending.values()) if pending else None
+
+    def committed(self) -> None:
+        self.queue.committed()
+        self.local.committed()
+
+    def failed(self) -> None:
+        self.queue.failed()
+        self.local.failed()
+
+    def __len__(self) -> int:
+        return len(self.queue) + len(self.local)
+
+    def write(self, txn, ctx: SbContext, now: int) -> bool:
+        batch = self.queue.start(_due(now))
+        local = self.local.start()
+        if not batch and not local:
+            return False
+        for key, learnt in batch:
+            dp_key, port_key, ip16 = key
+            pb = ctx.ports.by_key.get((dp_key, port_key))
+            if pb is None:
+                coverage.inc("pinctrl_drop_mac_binding_unknown_port")
+                rl_log(vlog, "warn", _rl,
+                       f"couldn't find the logical port with datapath key "
+                       f"{dp_key} and port key {port_key}")
+                self.queue.drop(key)
+                continue
+            self._written(upsert(txn, ctx.idl, pb.logical_port,
+                                 format_ip(ip16), fmt_mac(learnt.mac),
+                                 ref(pb.datapath)),
+                          pb.logical_port, format_ip(ip16), learnt.mac)
+        for _, w in local:
+            self._written(upsert(txn, ctx.idl, w.logical_port, w.ip, w.mac,
+                                 w.datapath, w.update_only),
+                          w.logical_port, w.ip, w.mac)
+        return True
+
+    def _written(self, wrote: bool, lport: str, ip: str, mac) -> None:
+        if wrote:
+            mac = mac if isinstance(mac, str) else fmt_mac(mac)
+            self.recent = (self.recent + [(lport, ip, mac)])[-100:]
+            self.n_written += 1
+
+
+def resolved_neighbors(rows: Iterable[Any], ctx: SbContext
+                       ) -> list[tuple[tuple, bytes]]:
+    """For new/changed MAC_Binding rows, the buffered-packet keys they
+    resolve (§11.3): (dp key, port key, ip) of the row's port, then of its
+    chassis-redirect port if the port has one.  Main thread."""
+    out = []
+    for row in rows:
+        pb = ctx.ports.by_name.get(row.logical_port)
+        ip16 = parse_ip(row.ip)
+        mac = parse_mac(row.mac)
+        if pb is None or ip16 is None or mac is None:
+            continue
+        dp = ref(pb.datapath)
+        keys = [(dp.tunnel_key, pb.tunnel_key, ip16)]
+        if pb.options.get("chassis-redirect-port"):
+            cr = ctx.ports.by_name.get("cr-" + row.logical_port)
+            if cr is not None and cr.type == "chassisredirect":
+                keys.append((ref(cr.datapath).tunnel_key,
+                             cr.tunnel_key, ip16))
+        out.append((tuple(keys), mac))
+    return out
+
+
+@appctl.command("pinctrl/mac-bindings")
+def _cmd_mac_bindings(ctx, args: list[str]) -> str:
+    """ovs-appctl pinctrl/mac-bindings (main thread): learnt bindings not
+    yet in the SB, and the last ones written."""
+    w: MacBindingWriter = ctx.sb.mac_bindings
+    lines = [f"handed over by the handler, not yet taken: "
+             f"{len(ctx.shared.put_mac_bindings)}",
+             f"pending: {len(w.queue.pending) + len(w.local.pending)}, "
+             f"in flight: {len(w.queue.in_flight) + len(w.local.in_flight)}"
+             f", written since start: {w.n_written}",
+             "recently written (logical_port ip mac):"]
+    lines += [f"  {lport} {ip} {mac}" for lport, ip, mac in w.recent]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,46 @@
+"""The periodic jobs of the pinctrl_handler thread (OVN's "injection block"
+of pinctrl_handler: gARPs, RAs, buffered-packet release, ...).
+
+A job is handler-private state plus two methods, both called only by the
+pinctrl_handler thread:
+
+    run(env, now) -> list[bytes]   OpenFlow messages to send now.  Called on
+                                   every loop iteration while connected; it
+                                   must return quickly when nothing is due
+                                   (no scan of everything per iteration).
+    wait(poller, now) -> None      arm a poll timer for the next due time
+                                   (called every iteration, connected or not)
+
+'now' is ovs.timeval.msec().  Jobs take it as an argument so unit tests can
+drive their schedules without sleeping.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import ovs.poller
+
+from pinctrl.handler.buffered_packets import BufferedPackets
+from pinctrl.handler.garp_job import GarpJob
+from pinctrl.handler.ra_job import RaJob
+
+
+class HandlerJob(Protocol):
+    def run(self, env, now: int) -> list[bytes]: ...
+
+    def wait(self, poller: ovs.poller.Poller, now: int) -> None: ...
+
+
+def make_jobs(shared, env) -> list[HandlerJob]:
+    """The handler's jobs, in the order they run each iteration.  Each
+    feature adds its job here."""
+    jobs: list[HandlerJob] = []
+    # Frames waiting for arp/nd_ns resolutions; actions reach it through
+    # env.buffered_packets, the job releases and expires them.
+    env.buffered_packets = BufferedPackets(env.next_xid, shared)
+    jobs.append(env.buffered_packets)
+    # Periodic announcements of the main thread's snapshots.
+    jobs.append(GarpJob(shared.get_garp))
+    jobs.append(RaJob(shared.get_ras))
+    return jobs

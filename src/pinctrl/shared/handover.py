@@ -1,0 +1,68 @@
+"""Keyed tables the pinctrl_handler thread fills and the main thread takes.
+
+This is how learnt data (MAC bindings, FDB entries, controller events,
+virtual-port claims, RARP activations) crosses from the handler to the
+main thread, which writes it to the Southbound DB.  As in OVN each table
+is capped (1000 entries) and guarded by the one shared mutex
+(SharedState.mutex); unlike OVN the main thread never works on the table
+under the lock: take() swaps the whole dict out, so the handler waits at
+most for a pointer swap, never behind database work.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Hashable
+
+from pinctrl.support import coverage
+
+MAX_ENTRIES = 1000      # OVN's cap for each of these tables
+
+
+class Handover:
+    """One handler -> main table.
+
+    'merge(old, new)' decides what a put of an existing key keeps (default:
+    the new value).  Written by the handler (put), emptied by the main
+    thread (take); both under 'mutex'."""
+
+    __slots__ = ("mutex", "cap", "drop_counter", "merge", "_entries")
+
+    def __init__(self, mutex: threading.Lock, drop_counter: str,
+                 cap: int = MAX_ENTRIES,
+                 merge: Callable[[Any, Any], Any] | None = None) -> None:
+        self.mutex = mutex
+        self.cap = cap
+        self.drop_counter = drop_counter
+        self.merge = merge
+        # (mutex) key -> value; replaced, never mutated, by take().
+        self._entries: dict[Hashable, Any] = {}
+
+    def put(self, key: Hashable, value: Any) -> bool:
+        """Handler thread: add or update 'key'.  A new key beyond the cap
+        is dropped and counted; returns whether the entry was stored."""
+        with self.mutex:
+            entries = self._entries
+            old = entries.get(key)
+            if old is not None:
+                entries[key] = self.merge(old, value) if self.merge else value
+                return True
+            if len(entries) >= self.cap:
+                stored = False
+            else:
+                entries[key] = value
+                stored = True
+        if not stored:
+            coverage.inc(self.drop_counter)
+        return stored
+
+    def take(self) -> dict[Hashable, Any]:
+        """Main thread: everything put since the last take()."""
+        with self.mutex:
+            if not self._entries:
+                return {}
+            entries, self._entries = self._entries, {}
+        return entries
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,2 @@
+"""Usable from any thread: appctl registry, rate-limited logging, coverage
+counters."""
