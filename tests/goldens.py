@@ -83,7 +83,7 @@ def replay_step(step: dict[str, Any], env=None):
     expected): the messages we send and the recorded controller-to-switch
     messages (hex-decoded), for comparison with same_message()."""
     from pinctrl.handler import dispatch
-    env = env or dispatch.HandlerEnv()
+    env = env or dispatch.Env()
     produced: list[bytes] = []
     for rec in step.get("openflow_pinctrl", []):
         if rec["msg"] == "NXT_PACKET_IN2" and rec["dir"] == "s2c":

@@ -20,6 +20,7 @@ import ovs.vlog
 from pinctrl.daemon.metrics import DISPATCH_LATENCY
 from pinctrl.handler import dispatch
 from pinctrl.handler import jobs as handler_jobs
+from pinctrl.handler.buffered_packets import BufferedPackets
 from pinctrl.openflow import messages as ofmsg
 from pinctrl.openflow import packet_in
 from pinctrl.openflow.conn import OfConn
@@ -53,9 +54,11 @@ class PinctrlHandler:
         # Only this thread uses 'conn' and 'env'; the main thread reads
         # conn.state / conn.n_connects and 'heartbeat' for display.
         self.conn = OfConn(ovs.timeval.msec(), probe_interval_ms)
-        self.env = dispatch.HandlerEnv(self.conn.next_xid, shared)
+        self.buffered_packets = BufferedPackets(self.conn.next_xid, shared)
+        self.env = dispatch.Env(self.conn.next_xid, shared,
+                                self.buffered_packets)
         # Periodic jobs (pinctrl.handler_jobs); handler-private.
-        self.jobs = handler_jobs.make_jobs(shared, self.env)
+        self.jobs = handler_jobs.make_jobs(shared, self.buffered_packets)
         self.heartbeat = 0.0        # time.monotonic() of the last loop
         self._conn_seqno = 0
         self._rl = RateLimit(5, 10)
@@ -156,9 +159,8 @@ class PinctrlHandler:
             coverage.inc("pinctrl_drop_bad_packet_in")
             rl_log(vlog, "warn", self._rl, f"bad packet-in: {e}")
             return
-        self.env.now = ovs.timeval.msec()
         t0 = time.perf_counter()
-        replies = dispatch.process_packet_in(pin, self.env)
+        replies = dispatch.process_packet_in(pin, self.env, ovs.timeval.msec())
         DISPATCH_LATENCY.observe(pin, time.perf_counter() - t0)
         for reply in replies:
             self.conn.send(reply)

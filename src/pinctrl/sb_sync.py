@@ -14,18 +14,18 @@ import ovs.poller
 import ovs.timeval
 import ovs.vlog
 
-from pinctrl.actions.dns import DnsCacheBuilder
 from pinctrl.db import idl_util
+from pinctrl.db.dns_cache import DnsCacheBuilder
 from pinctrl.db.garp_plan import garp_announcements, local_mac_bindings
 from pinctrl.db.local_datapaths import PortBindings, compute_local_datapaths
 from pinctrl.db.ovs_config import ChassisInputs
+from pinctrl.db.ra_plan import prepare_ras
 from pinctrl.db.txn import TxnLoop
 from pinctrl.db.writers import SbContext, fdb, mac_binding
 from pinctrl.db.writers.controller_event import ControllerEventWriter
 from pinctrl.db.writers.fdb import FdbWriter
 from pinctrl.db.writers.mac_binding import MacBindingWriter
 from pinctrl.db.writers.port_claims import ActivationWriter, VportWriter
-from pinctrl.handler.ra_job import prepare_ras
 from pinctrl.shared.state import SharedState
 from pinctrl.support import coverage
 

@@ -150,7 +150,7 @@ def test_rate_limited(logs, monkeypatch):
 
 def test_log_sends_nothing_through_dispatch(logs):
     assert dispatch.process_packet_in(log_pin(b"\x00\x06x", TCP_FRAME),
-                                      dispatch.HandlerEnv()) == []
+                                      dispatch.Env()) == []
     assert len(logs.lines) == 1
     assert REGISTRY[7].name == "log" and not REGISTRY[7].pause
 
@@ -298,7 +298,7 @@ def test_not_implemented_opcodes_count_and_log_once(opcode, name,
     pin = PacketIn(TCP_FRAME, userdata=struct.pack("!I4x", opcode),
                    continuation=b"\0" * 8)
     for _ in range(3):
-        assert dispatch.process_packet_in(pin, dispatch.HandlerEnv()) == []
+        assert dispatch.process_packet_in(pin, dispatch.Env()) == []
     assert coverage.get(counter) == before + 3
     assert len(rec.lines) == 1 and rec.lines[0][0] == "WARN"
     assert f"opcode {opcode}" in rec.lines[0][1]
@@ -313,5 +313,5 @@ def test_golden_not_implemented_exchanges_send_nothing_for_those_opcodes():
             if pin.opcode in not_yet.NOT_IMPLEMENTED:
                 seen.add(pin.opcode)
                 assert dispatch.process_packet_in(
-                    pin, dispatch.HandlerEnv()) == []
+                    pin, dispatch.Env()) == []
     assert seen == {16, 18, 23}

@@ -6,7 +6,7 @@ import types
 import ovs.unixctl
 import pytest
 
-from pinctrl.actions.dns import build_dns_cache
+from pinctrl.db.dns_cache import build_dns_cache
 from pinctrl.shared.state import SharedState
 from pinctrl.support import appctl
 from tests.helpers import counted

@@ -7,6 +7,8 @@ import itertools
 
 import pytest
 
+from pinctrl.actions import env as action_env
+from pinctrl.actions import neighbor
 from pinctrl.handler import buffered_packets as m
 from pinctrl.handler import dispatch
 from pinctrl.openflow import messages as ofmsg
@@ -16,8 +18,8 @@ from tests import goldens
 from tests.helpers import counter_delta as delta
 
 GW_MAC = bytes.fromhex("00000000fefe")
-K1 = m.BufferKey(4, 4, bytes(10) + b"\xff\xff" + bytes([172, 16, 0, 254]))
-K2 = m.BufferKey(1, 2, bytes(15) + b"\x01")
+K1 = action_env.BufferKey(4, 4, bytes(10) + b"\xff\xff" + bytes([172, 16, 0, 254]))
+K2 = action_env.BufferKey(1, 2, bytes(15) + b"\x01")
 
 
 def frame(n: int) -> bytes:
@@ -58,7 +60,7 @@ class FakePoller:
 
 
 def job_env(bp=None):
-    env = dispatch.HandlerEnv(shared=FakeShared())
+    env = dispatch.Env(shared=FakeShared())
     env.buffered_packets = bp or m.BufferedPackets(env.next_xid, env.shared)
     return env
 
@@ -75,13 +77,13 @@ def _mapped(ip4: str) -> bytes:
 # is for lr0-public (key 3): only the fallback finds it.
 RELEASES = [
     ("arp_resolve_nexthop_put_arp",
-     [m.BufferKey(4, 3, _mapped("172.16.0.254")),
-      m.BufferKey(4, 4, _mapped("172.16.0.254"))]),
+     [action_env.BufferKey(4, 3, _mapped("172.16.0.254")),
+      action_env.BufferKey(4, 4, _mapped("172.16.0.254"))]),
     ("arp_resolve_sw0_unknown_host",
-     [m.BufferKey(4, 1, _mapped("10.0.0.50"))]),
+     [action_env.BufferKey(4, 1, _mapped("10.0.0.50"))]),
     ("nd_resolve_nexthop_put_nd",
-     [m.BufferKey(4, 3, bytes.fromhex("20010db800ff000000000000000000fe")),
-      m.BufferKey(4, 4, bytes.fromhex("20010db800ff000000000000000000fe"))]),
+     [action_env.BufferKey(4, 3, bytes.fromhex("20010db800ff000000000000000000fe")),
+      action_env.BufferKey(4, 4, bytes.fromhex("20010db800ff000000000000000000fe"))]),
 ]
 
 
@@ -107,10 +109,10 @@ def test_reinject_actions_match_ovn():
     md = Metadata.parse(bytes.fromhex(
         "8000000400000001" "80010008ac1000feac100001"
         "00014204" "0000002a" "800004080000000000000004"))
-    assert m.reinject_actions(md) == (reload_metadata(md) + set_pkt_mark(42)
+    assert neighbor.reinject_actions(md) == (reload_metadata(md) + set_pkt_mark(42)
                                       + resubmit(37))
     # pkt_mark is always loaded, 0 when the packet-in had none.
-    assert m.reinject_actions(Metadata()).endswith(
+    assert neighbor.reinject_actions(Metadata()).endswith(
         set_pkt_mark(0) + resubmit(37))
 
 
@@ -119,13 +121,13 @@ def test_reinject_actions_match_ovn():
 def test_key_cap_new_key_dropped_existing_keys_still_accepted():
     bp = m.BufferedPackets()
     for i in range(m.MAX_KEYS):
-        assert bp.push(m.BufferKey(1, 1, i.to_bytes(16, "big")), frame(i),
+        assert bp.push(action_env.BufferKey(1, 1, i.to_bytes(16, "big")), frame(i),
                        b"", 0)
     ok, n = delta(m.C_MAP_FULL, lambda: bp.push(K2, frame(0), b"", 0))
     assert not ok and n == 1
     assert bp.summary() == (m.MAX_KEYS, m.MAX_KEYS)
     ok, n = delta(m.C_MAP_FULL, lambda: bp.push(
-        m.BufferKey(1, 1, (5).to_bytes(16, "big")), frame(1), b"", 0))
+        action_env.BufferKey(1, 1, (5).to_bytes(16, "big")), frame(1), b"", 0))
     assert ok and n == 0
     assert bp.summary() == (m.MAX_KEYS, m.MAX_KEYS + 1)
     assert bp.release([K2], GW_MAC) == []
@@ -162,7 +164,7 @@ def test_release_first_candidate_with_a_buffer_wins():
     bp = m.BufferedPackets()
     bp.push(K1, frame(1), b"", 0)
     bp.push(K2, frame(2), b"", 0)
-    missing = m.BufferKey(7, 7, bytes(16))
+    missing = action_env.BufferKey(7, 7, bytes(16))
     assert payloads(bp.release([missing, K2, K1], GW_MAC)) == [
         GW_MAC + frame(2)[6:]]
     assert bp.summary() == (1, 1)                  # K1 untouched
@@ -243,7 +245,7 @@ def test_run_gc_is_timed_not_per_iteration():
 
 
 def test_run_without_shared_only_collects_garbage():
-    env = dispatch.HandlerEnv()
+    env = dispatch.Env()
     bp = m.BufferedPackets()
     bp.push(K1, frame(1), b"", 0)
     assert bp.run(env, 20000) == []

@@ -145,7 +145,7 @@ def test_golden_exchange(pin_rec, resume_rec, golden_log, logs):
 @pytest.mark.parametrize("pin_rec,resume_rec,golden_log", GOLDEN)
 def test_golden_exchange_through_dispatch(pin_rec, resume_rec, golden_log):
     pin = goldens.packet_in_from_hex(pin_rec["hex"])
-    msgs = dispatch.process_packet_in(pin, dispatch.HandlerEnv())
+    msgs = dispatch.process_packet_in(pin, dispatch.Env())
     assert [m.hex() for m in msgs] == [resume_rec["hex"]]
 
 

@@ -119,7 +119,7 @@ def test_golden_exchange(name, pin_rec, resume_rec, golden_log, logs):
 def test_golden_exchange_through_dispatch(name, pin_rec, resume_rec,
                                           golden_log):
     pin = goldens.packet_in_from_hex(pin_rec["hex"])
-    msgs = dispatch.process_packet_in(pin, dispatch.HandlerEnv())
+    msgs = dispatch.process_packet_in(pin, dispatch.Env())
     assert [m.hex() for m in msgs] == [resume_rec["hex"]]
 
 

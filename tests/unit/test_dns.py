@@ -14,6 +14,7 @@ import pytest
 
 from pinctrl.actions import REGISTRY, Resume, load_all
 from pinctrl.actions import dns as d
+from pinctrl.db import dns_cache
 from pinctrl.handler import dispatch
 from pinctrl.openflow.oxm import Metadata
 from pinctrl.openflow.packet_in import PacketIn
@@ -34,7 +35,7 @@ GOLDEN_RECORDS = {
     "vm2.ovn.test": "10.0.0.12 2001:db8::12",
 }
 GOLDEN_DNS_ID = "da9b2133-ee34-4ef0-a804-267444864b31"
-GOLDEN_CACHE = d.build_dns_cache([(GOLDEN_DNS_ID, GOLDEN_RECORDS, [1])])
+GOLDEN_CACHE = dns_cache.build_dns_cache([(GOLDEN_DNS_ID, GOLDEN_RECORDS, [1])])
 
 RESULT_HDR = bytes.fromhex("0001de1000000064")     # reg0[4], §5.3
 OPCODE_HDR = bytes.fromhex("0000000600000000")
@@ -52,7 +53,7 @@ def env_with(cache) -> dispatch.HandlerEnv:
     if got is None or got[0] is not cache:
         shared = SharedState()
         shared.set_dns_cache(cache)
-        got = _ENVS[id(cache)] = (cache, dispatch.HandlerEnv(shared=shared))
+        got = _ENVS[id(cache)] = (cache, dispatch.Env(shared=shared))
     return got[1]
 
 
@@ -151,7 +152,7 @@ def test_golden_hits_need_the_cache():
     """Without a cache (no SharedState) every golden is a miss."""
     for p in GOLDEN:
         pin = goldens.packet_in_from_hex(p.values[0]["hex"])
-        res = d.dns_lookup(pin, dispatch.HandlerEnv())
+        res = d.dns_lookup(pin, dispatch.Env())
         assert (res.packet, res.result) == (pin.packet, False)
 
 
@@ -221,7 +222,7 @@ def test_case_insensitive_match_original_case_echoed():
 
 
 def test_uppercase_record_key_never_matches():
-    cache = d.build_dns_cache([("id", {"VM9.ovn.test": "10.0.0.9"}, [1])])
+    cache = dns_cache.build_dns_cache([("id", {"VM9.ovn.test": "10.0.0.9"}, [1])])
     res = counted(lambda: run(frame4(dns_msg("vm9.ovn.test")), cache),
                   "pinctrl_dns_miss")
     assert not res.result
@@ -249,14 +250,14 @@ def test_wrong_datapath_misses():
 
 
 def test_aaaa_without_ipv6_records_is_not_answered():
-    cache = d.build_dns_cache([("id", {"v4.only": "10.1.1.1"}, [1])])
+    cache = dns_cache.build_dns_cache([("id", {"v4.only": "10.1.1.1"}, [1])])
     res = counted(lambda: run(frame4(dns_msg("v4.only", d.TYPE_AAAA)),
                               cache), "pinctrl_dns_no_answer")
     assert not res.result
 
 
 def test_several_addresses_and_prefixes():
-    cache = d.build_dns_cache([("id", {
+    cache = dns_cache.build_dns_cache([("id", {
         "multi": "10.0.0.1/24 10.0.0.2 fd00::1/64 10.0.0.3"}, [1])])
     res = run(frame4(dns_msg("multi", d.TYPE_ANY)), cache)
     assert struct.unpack_from("!H", res.packet, 42 + 6)[0] == 4
@@ -280,7 +281,7 @@ def test_several_addresses_and_prefixes():
 ])
 def test_parse_ip_addresses(value, v4, v6):
     import ipaddress
-    got4, got6 = d.parse_ip_addresses(value)
+    got4, got6 = dns_cache.parse_ip_addresses(value)
     assert [str(ipaddress.IPv4Address(a)) for a in got4] == v4
     assert [str(ipaddress.IPv6Address(a)) for a in got6] == v6
 
@@ -298,7 +299,7 @@ def test_encode_ptr_rdata(value, want):
 
 
 def test_build_dns_cache_shape_and_immutability():
-    cache = d.build_dns_cache([
+    cache = dns_cache.build_dns_cache([
         ("b", {"x.test": "10.0.0.2", "y.test": "10.0.0.3"}, [1, 2]),
         ("a", {"x.test": "10.0.0.1"}, [1]),
         (None, {"z.test": "10.0.0.4"}, [1]),          # no dns_id: ignored
@@ -318,7 +319,7 @@ def test_handler_does_not_hold_the_mutex_while_answering(monkeypatch):
     without it: the main thread may publish a new cache meanwhile."""
     shared = SharedState()
     shared.set_dns_cache(GOLDEN_CACHE)
-    env = dispatch.HandlerEnv(shared=shared)
+    env = dispatch.Env(shared=shared)
     seen = []
     orig = d.process
 
@@ -520,7 +521,7 @@ def test_bad_userdata(args, has_dest):
 def test_reply_too_big_is_not_sent():
     addrs = " ".join(f"10.{i // 250}.{i % 250}.1" for i in range(300))
     name = ".".join(["a" * 60] * 4)
-    cache = d.build_dns_cache([("id", {name: addrs}, [1])])
+    cache = dns_cache.build_dns_cache([("id", {name: addrs}, [1])])
     _rejected(frame4(dns_msg(name)), "pinctrl_dns_drop_reply_too_big",
               cache=cache)
 

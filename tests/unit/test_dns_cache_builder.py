@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from pinctrl.actions.dns import DnsCacheBuilder, build_dns_cache
+from pinctrl.db.dns_cache import DnsCacheBuilder, build_dns_cache
 
 
 def random_row(rng: random.Random, key: int

@@ -32,7 +32,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from os_ken.ofproto import nicira_ext
 
-from pinctrl.actions import REGISTRY, dhcpv4, dns
+from pinctrl.actions import REGISTRY, dhcpv4
+from pinctrl.db import dns_cache
 from pinctrl.handler import buffered_packets, dispatch
 from pinctrl.openflow.ofactions import actions_well_formed
 from pinctrl.openflow.oxm import Metadata, OxmError, parse_result_dest
@@ -94,10 +95,10 @@ for _name, _msg in SEEDS:
 # One environment per test module (each SharedState holds two pipes):
 # state accumulates across examples, which is what the caps are about.
 SHARED = SharedState()
-SHARED.set_dns_cache(dns.build_dns_cache([
+SHARED.set_dns_cache(dns_cache.build_dns_cache([
     ("fuzz", {"vm1.ovn.test": "10.0.0.11 2001:db8::11",
               "11.0.0.10.in-addr.arpa": "vm1.ovn.test"}, [1])]))
-ENV = dispatch.HandlerEnv(shared=SHARED)
+ENV = dispatch.Env(shared=SHARED)
 ENV.buffered_packets = buffered_packets.BufferedPackets(ENV.next_xid, SHARED)
 TABLES = ("put_mac_bindings", "put_fdbs", "controller_events",
           "put_vport_bindings", "ports_to_activate")

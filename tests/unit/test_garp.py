@@ -12,7 +12,6 @@ import pytest
 from pinctrl.handler import dispatch
 from pinctrl.handler.garp_job import (
     DeadlineJob,
-    GarpEntry,
     GarpJob,
     announcement,
     build_garp,
@@ -20,6 +19,7 @@ from pinctrl.handler.garp_job import (
     inport_actions,
 )
 from pinctrl.openflow import messages as ofmsg
+from pinctrl.shared.records import GarpEntry
 from tests import goldens
 from tests.helpers import counter_delta
 
@@ -297,7 +297,7 @@ def test_wait_arms_timer_for_next_deadline():
 def test_job_in_handler_env():
     """The job takes the dispatcher's HandlerEnv (its next_xid)."""
     job = GarpJob(Snap({"a": GarpEntry(P5_MAC, None, 1, 1)}))
-    env = dispatch.HandlerEnv()
+    env = dispatch.Env()
     job.run(env, 0)
     [msg] = job.run(env, 1000)
     assert ofmsg.header(msg)[1] == 13        # OFPT_PACKET_OUT

@@ -330,11 +330,11 @@ def test_every_truncation_and_random_bytes_never_raise():
     before = coverage.get("pinctrl_action_exception")
     for c in cases:
         for op in (10, 14, 20):
-            dispatch.process_packet_in(pin(c, op), dispatch.HandlerEnv())
+            dispatch.process_packet_in(pin(c, op), dispatch.Env())
         for op, arg in ((13, b"\x05\x78"), (21, b"\0\0\x05\x78")):
             msgs = dispatch.process_packet_in(
                 pin(c, op, arg, continuation=b"\0" * 8),
-                dispatch.HandlerEnv())
+                dispatch.Env())
             assert len(msgs) == 1                # always exactly one RESUME
     assert coverage.get("pinctrl_action_exception") == before
 
@@ -343,7 +343,7 @@ def test_paused_icmp_from_physical_is_never_resumed():
     """controller/physical.c's PMTU flow pauses opcode 10: 23.03 answers
     with a PACKET_OUT and never resumes (the big packet is dropped)."""
     msgs = dispatch.process_packet_in(pin(v4(), 10, continuation=b"\0" * 8),
-                                      dispatch.HandlerEnv())
+                                      dispatch.Env())
     assert len(msgs) == 1 and msgs[0][1] == 13          # OFPT_PACKET_OUT
 
 

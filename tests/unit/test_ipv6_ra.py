@@ -22,17 +22,16 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import Ether
 
 from pinctrl.db.local_datapaths import PortBindings
-from pinctrl.handler.ra_job import (
-    RaEntry,
-    RaJob,
+from pinctrl.db.ra_plan import (
     build_ra_frame,
     nd_ra_min_interval_default,
     parse_ra_config,
     prepare_ras,
-    ra_actions,
     route_info_options,
 )
+from pinctrl.handler.ra_job import RaJob, ra_actions
 from pinctrl.openflow import messages as ofmsg
+from pinctrl.shared.records import RaEntry
 from tests import goldens
 from tests.helpers import VlogRecorder, counted
 from tests.unit.test_garp import Env, FakePoller, Snap
@@ -266,7 +265,7 @@ def _pb(name, dp, key, options, type_="patch"):
 
 
 def test_prepare_ras(monkeypatch):
-    from pinctrl.handler import ra_job as ipv6_ra
+    from pinctrl.db import ra_plan as ipv6_ra
     logs = VlogRecorder()
     monkeypatch.setattr(ipv6_ra, "vlog", logs)
     monkeypatch.setattr(ipv6_ra, "_rl", ipv6_ra.RateLimit(100, 100))

@@ -12,11 +12,11 @@ import struct
 import pytest
 
 from pinctrl.actions import controller_event
-from pinctrl.actions.mac_learning import Learnt, ipv4_mapped
 from pinctrl.handler import dispatch
 from pinctrl.openflow.oxm import Metadata
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.shared.handover import MAX_ENTRIES
+from pinctrl.shared.records import Learnt, ipv4_mapped
 from pinctrl.shared.state import SharedState
 from tests.goldens import exchange_names, load_exchange, packet_in_from_hex
 from tests.helpers import counter_delta
@@ -37,9 +37,8 @@ def recorded_packet_ins(opcode: int) -> list[tuple[str, PacketIn]]:
 
 def run(pin: PacketIn, shared: SharedState | None = None) -> SharedState:
     shared = shared or SharedState()
-    env = dispatch.HandlerEnv(shared=shared)
-    env.now = 1000
-    assert dispatch.process_packet_in(pin, env) == []       # sends nothing
+    env = dispatch.Env(shared=shared)
+    assert dispatch.process_packet_in(pin, env, 1000) == []       # sends nothing
     return shared
 
 

@@ -17,13 +17,15 @@ from types import SimpleNamespace
 import pytest
 
 from pinctrl.db import garp_plan as garp_prepare
-from pinctrl.db import idl_util, local_datapaths
-from pinctrl.db.garp_plan import (
-    Iface,
-    MacBindingWrite,
+from pinctrl.db import addresses, idl_util, local_datapaths
+from pinctrl.db.addresses import (
     extract_addresses_with_port,
     extract_ip_addresses,
     extract_lsp_addresses,
+)
+from pinctrl.db.garp_plan import (
+    Iface,
+    MacBindingWrite,
     garp_announcements,
     local_mac_bindings,
 )
@@ -33,8 +35,9 @@ from pinctrl.db.local_datapaths import (
     compute_local_datapaths,
     ha_chassis_group_is_active,
 )
-from pinctrl.handler.garp_job import GarpEntry, GarpJob
-from pinctrl.handler.ra_job import prepare_ras
+from pinctrl.db.ra_plan import prepare_ras
+from pinctrl.handler.garp_job import GarpJob
+from pinctrl.shared.records import GarpEntry
 from tests.helpers import VlogRecorder
 from tests.sb_server import SCHEMA, sb_server, step_until_change  # noqa: F401
 from tests.unit.test_garp import GOLDEN_ENTRIES, Env, Snap, encode, first_round, ip4
@@ -325,7 +328,7 @@ def v4(la):
     ("00:00:00:00:00:0g", "000000000000", [], "g"),
 ])
 def test_extract_addresses(text, mac, ips, rest):
-    la, ofs = garp_prepare._parse_addresses(text, True)
+    la, ofs = addresses._parse_addresses(text, True)
     assert la.mac.hex() == mac and v4(la) == ips and text[ofs:] == rest
 
 
@@ -361,7 +364,7 @@ def test_ip_list_and_bogus_token():
     ("not a mac", None, False),
 ])
 def test_extract_addresses_with_port(text, port, ok, monkeypatch):
-    monkeypatch.setattr(garp_prepare, "vlog", VlogRecorder())
+    monkeypatch.setattr(addresses, "vlog", VlogRecorder())
     la, lport = extract_addresses_with_port(text)
     assert (la is not None, lport) == (ok, port)
 

@@ -22,9 +22,10 @@ from scapy.packet import Raw
 from pinctrl.actions import REGISTRY, Resume
 from pinctrl.actions import nd_ra as m
 from pinctrl.actions.nested import Reporter
+from pinctrl.db import ra_plan
 from pinctrl.handler import dispatch
-from pinctrl.handler import ra_job as ipv6_ra
 from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.packet import nd_options
 from tests import goldens
 from tests.helpers import VlogRecorder, counted
 from tests.helpers import counter_delta as delta
@@ -99,7 +100,7 @@ def test_golden_resume_byte_identical(pin_rec, resume_rec, logs):
 @pytest.mark.parametrize("pin_rec,resume_rec", GOLDEN)
 def test_golden_through_dispatcher(pin_rec, resume_rec):
     pin = goldens.packet_in_from_hex(pin_rec["hex"])
-    out = dispatch.process_packet_in(pin, dispatch.HandlerEnv())
+    out = dispatch.process_packet_in(pin, dispatch.Env())
     assert [o.hex() for o in out] == [resume_rec["hex"]]
 
 
@@ -118,20 +119,20 @@ def _golden_body(name: str) -> bytes:
 def test_encoders_rebuild_stateful_userdata():
     """lr0-sw0's RA options (dhcpv6_stateful, HIGH, MTU 1400, RDNSS,
     DNSSL, route info, prefix without A) in northd's argument order."""
-    body = (m.ra_header(m.RA_FLAG_MANAGED | m.PRF_HIGH)
-            + m.opt_slla(ROUTER_MAC) + m.opt_mtu(1400)
-            + m.opt_rdnss(bytes.fromhex("20010db8" + "00" * 11 + "01"))
-            + m.opt_dnssl("ovn.test")
-            + ipv6_ra.route_info_options("HIGH-2001:db8:2::/48")
-            + m.opt_prefix(64, m.PREFIX_ON_LINK,
+    body = (nd_options.ra_header(nd_options.RA_FLAG_MANAGED | nd_options.PRF_HIGH)
+            + nd_options.opt_slla(ROUTER_MAC) + nd_options.opt_mtu(1400)
+            + nd_options.opt_rdnss(bytes.fromhex("20010db8" + "00" * 11 + "01"))
+            + nd_options.opt_dnssl("ovn.test")
+            + ra_plan.route_info_options("HIGH-2001:db8:2::/48")
+            + nd_options.opt_prefix(64, nd_options.PREFIX_ON_LINK,
                            bytes.fromhex("20010db8" + "00" * 12)))
     assert body == _golden_body("nd_rs_ra_sw0_dhcpv6_stateful")
     assert body == _golden_body("nd_rs_ra_no_sllao")
 
 
 def test_encoders_rebuild_slaac_userdata():
-    body = (m.ra_header(0) + m.opt_slla(bytes.fromhex("00000000ff02"))
-            + m.opt_prefix(64, m.PREFIX_ON_LINK | m.PREFIX_AUTONOMOUS,
+    body = (nd_options.ra_header(0) + nd_options.opt_slla(bytes.fromhex("00000000ff02"))
+            + nd_options.opt_prefix(64, nd_options.PREFIX_ON_LINK | nd_options.PREFIX_AUTONOMOUS,
                            bytes.fromhex("20010db80001" + "00" * 10)))
     assert body == _golden_body("nd_rs_ra_sw1_slaac")
 
@@ -140,9 +141,9 @@ def test_encoders_rebuild_slaac_userdata():
 
 def test_ovn_at_vector():
     assert OVN_AT_RA == (
-        m.ra_header(m.PRF_HIGH) + m.opt_mtu(1500)
-        + m.opt_prefix(64, 0xC0, bytes.fromhex("aef0" + "00" * 14))
-        + m.opt_slla(bytes.fromhex("ae0102030405")))
+        nd_options.ra_header(nd_options.PRF_HIGH) + nd_options.opt_mtu(1500)
+        + nd_options.opt_prefix(64, 0xC0, bytes.fromhex("aef0" + "00" * 14))
+        + nd_options.opt_slla(bytes.fromhex("ae0102030405")))
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -157,31 +158,31 @@ def test_ovn_at_vector():
     (",", "1f010000ffffffff"),
 ])
 def test_dnssl(text, expected):
-    got = m.opt_dnssl(text)
+    got = nd_options.opt_dnssl(text)
     assert len(got) % 8 == 0 and got[1] * 8 == len(got)
     assert got.hex() == expected.replace(" ", "")
 
 
 def test_dnssl_limit_and_long_labels():
-    assert m.opt_dnssl("a" * 245) is not None        # 8 + 247 = 255
-    assert m.opt_dnssl("a" * 246) is None            # 256 > 255
-    assert m.opt_dnssl("x" * 100 + "," + "y" * 150) is None
+    assert nd_options.opt_dnssl("a" * 245) is not None        # 8 + 247 = 255
+    assert nd_options.opt_dnssl("a" * 246) is None            # 256 > 255
+    assert nd_options.opt_dnssl("x" * 100 + "," + "y" * 150) is None
     # A 300-byte label does not fit either; 23.03 would cut it at 255.
-    assert m.opt_dnssl("z" * 300) is None
+    assert nd_options.opt_dnssl("z" * 300) is None
 
 
 def test_mtu_negative_and_prf():
-    assert m.opt_mtu(-1) == bytes.fromhex("05010000ffffffff")
-    assert [m.prf_flags(p) for p in ("HIGH", "LOW", "MEDIUM", "high", "")] \
+    assert nd_options.opt_mtu(-1) == bytes.fromhex("05010000ffffffff")
+    assert [nd_options.prf_flags(p) for p in ("HIGH", "LOW", "MEDIUM", "high", "")] \
         == [0x08, 0x18, 0, 0, 0]
 
 
 def test_route_info_lengths():
     net = bytes(range(1, 17))
-    assert m.opt_route_info(0, 0, net).hex() == "18010000ffffffff"
-    assert m.opt_route_info(0x18, 64, net)[:4].hex() == "18024018"
-    assert len(m.opt_route_info(0, 65, net)) == 24
-    assert m.opt_route_info(0, 128, net)[8:] == net
+    assert nd_options.opt_route_info(0, 0, net).hex() == "18010000ffffffff"
+    assert nd_options.opt_route_info(0x18, 64, net)[:4].hex() == "18024018"
+    assert len(nd_options.opt_route_info(0, 65, net)) == 24
+    assert nd_options.opt_route_info(0, 128, net)[8:] == net
 
 
 # --- replies to hand-built solicitations ---------------------------------------

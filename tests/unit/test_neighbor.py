@@ -19,7 +19,8 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
-from pinctrl.actions import REGISTRY, PacketOut
+from pinctrl.actions import REGISTRY, PacketOut, neighbor
+from pinctrl.actions import env as action_env
 from pinctrl.actions import neighbor as m
 from pinctrl.actions.nested import Reporter
 from pinctrl.handler import buffered_packets as bufp
@@ -55,10 +56,9 @@ def pin(frame, opcode, args=NESTED) -> PacketIn:
                     metadata=md())
 
 
-def env_with_buffer() -> dispatch.HandlerEnv:
-    env = dispatch.HandlerEnv()
+def env_with_buffer() -> dispatch.Env:
+    env = dispatch.Env()
     env.buffered_packets = bufp.BufferedPackets(env.next_xid)
-    env.now = 1000.0
     return env
 
 
@@ -196,12 +196,12 @@ def test_arp_buffers_the_packet_under_next_hop_key():
     frame = v4()
     m.arp(pin(frame, 0), env)
     bp = env.buffered_packets
-    key = bufp.BufferKey(4, 4, bytes(10) + b"\xff\xff" + bytes([172, 16, 0,
+    key = action_env.BufferKey(4, 4, bytes(10) + b"\xff\xff" + bytes([172, 16, 0,
                                                                 254]))
     assert m.buffer_key(pin(frame, 0), ipv6=False) == key
     out = bp.release([key], bytes.fromhex("00000000fefe"))
     assert len(out) == 1
-    actions = bufp.reinject_actions(md())
+    actions = neighbor.reinject_actions(md())
     assert actions in out[0]
     assert out[0].endswith(bytes.fromhex("00000000fefe") + frame[6:])
 
@@ -209,7 +209,7 @@ def test_arp_buffers_the_packet_under_next_hop_key():
 def test_arp_still_sent_when_the_buffer_is_full():
     env = env_with_buffer()
     for i in range(bufp.MAX_KEYS):
-        env.buffered_packets.push(bufp.BufferKey(9, 9, i.to_bytes(16, "big")),
+        env.buffered_packets.push(action_env.BufferKey(9, 9, i.to_bytes(16, "big")),
                                   b"f" * 14, b"", 0)
     out, n = delta(bufp.C_MAP_FULL, lambda: m.arp(pin(v4(), 0), env))
     assert isinstance(out, PacketOut) and n == 1
@@ -217,8 +217,8 @@ def test_arp_still_sent_when_the_buffer_is_full():
 
 
 def test_without_buffer_arp_and_ns_are_still_answered():
-    assert isinstance(m.arp(pin(v4(), 0), None), PacketOut)
-    assert isinstance(m.nd_ns(pin(v6(), 9), dispatch.HandlerEnv()),
+    assert isinstance(m.arp(pin(v4(), 0)), PacketOut)
+    assert isinstance(m.nd_ns(pin(v6(), 9), dispatch.Env()),
                       PacketOut)
 
 
@@ -251,7 +251,7 @@ def test_nd_ns_does_not_repush_vlan():
 def test_nd_ns_buffers_under_xxreg0():
     env = env_with_buffer()
     m.nd_ns(pin(v6(), 9), env)
-    key = bufp.BufferKey(4, 4, bytes.fromhex(
+    key = action_env.BufferKey(4, 4, bytes.fromhex(
         "ac1000fe" "20010db8" "00ff0000" "000000fe"))
     assert m.buffer_key(pin(v6(), 9), ipv6=True) == key
     assert len(env.buffered_packets.release([key], bytes(6))) == 1

@@ -99,7 +99,7 @@ def dispatched(pin: PacketIn) -> list[bytes]:
     needed."""
     msgs, exc = counter_delta("pinctrl_action_exception",
                               lambda: dispatch.process_packet_in(
-                                  pin, dispatch.HandlerEnv()))
+                                  pin, dispatch.Env()))
     assert exc == 0
     return msgs
 
@@ -272,7 +272,7 @@ def test_reply_over_64k_does_not_escape_dispatch():
     pin.userdata += output * ((0xFFFF - wire_len(pin)) // 16)
     assert wire_len(pin) <= 0xFFFF          # a packet-in OVS can send
     n = coverage.get("pinctrl_drop_bad_reply")
-    msgs = dispatch.process_packet_in(pin, dispatch.HandlerEnv())
+    msgs = dispatch.process_packet_in(pin, dispatch.Env())
     assert all(len(m) <= 0xFFFF for m in msgs)
     assert coverage.get("pinctrl_drop_bad_reply") == n + 1
 

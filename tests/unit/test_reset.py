@@ -284,7 +284,7 @@ def test_random_frames_never_raise():
     for c in cases:
         for op in (11, 22, 24):
             msgs = dispatch.process_packet_in(pin(c, op),
-                                              dispatch.HandlerEnv())
+                                              dispatch.Env())
             assert len(msgs) <= 1
             sent += len(msgs)
     assert coverage.get("pinctrl_action_exception") == before

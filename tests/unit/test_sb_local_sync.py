@@ -65,7 +65,7 @@ def test_golden_snapshots_published(sync):
 
 def test_handler_job_sends_the_golden_garps(sync):
     job = GarpJob(sync.shared.get_garp)
-    env = dispatch.HandlerEnv()
+    env = dispatch.Env()
     assert job.run(env, 0) == []
     assert {zero_xid(m) for m in job.run(env, 1000)} == first_round()
 
@@ -80,7 +80,7 @@ def test_new_announcement_writes_the_peer_router_binding(sync, sb_server):
 
 def test_sb_edit_changes_what_is_sent_in_one_iteration(sync, sb_server):
     job = GarpJob(sync.shared.get_garp)
-    env = dispatch.HandlerEnv()
+    env = dispatch.Env()
     job.run(env, 0)
     sb_server.sbctl("set", "Port_Binding", "public-lr0",
                     'nat_addresses="00:00:00:00:ff:03 172.16.0.1 '
@@ -93,7 +93,7 @@ def test_sb_edit_changes_what_is_sent_in_one_iteration(sync, sb_server):
 
 def test_periodic_ra_toggles(sync, sb_server):
     ra = RaJob(sync.shared.get_ras, rand=lambda n: 0)
-    env = dispatch.HandlerEnv()
+    env = dispatch.Env()
     ra.run(env, 0)
     assert len(ra.run(env, 3000)) == 1          # min interval 3 s
     sb_server.sbctl("set", "Port_Binding", "lr0-sw1",

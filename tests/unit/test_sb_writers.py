@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from pinctrl.actions.mac_learning import Learnt, ipv4_mapped
 from pinctrl.sb_sync import SbSync
+from pinctrl.shared.records import Learnt, ipv4_mapped
 from pinctrl.shared.state import SharedState
 from pinctrl.support import coverage
 from tests.goldens import load_exchange

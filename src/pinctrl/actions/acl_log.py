@@ -21,6 +21,7 @@ from __future__ import annotations
 import ovs.vlog
 
 from pinctrl.actions import action
+from pinctrl.actions.env import NO_ENV, HandlerEnv
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet.flow import extract, format_flow
 from pinctrl.support import coverage
@@ -75,7 +76,8 @@ def log_line(args: bytes, table_id: int, frame: bytes) -> str | None:
 
 
 @action(7, "log")
-def log(pin: PacketIn, env: object = None) -> None:
+def log(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> None:
     """Handler for opcode 7 (pinctrl_handler thread): one INFO line."""
     if not vlog.info_is_enabled():
         # As 23.03: no flow formatting when nobody would see the line.

@@ -16,6 +16,7 @@ import struct
 import ovs.vlog
 
 from pinctrl.actions import action
+from pinctrl.actions.env import NO_ENV, HandlerEnv
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.support import coverage
 from pinctrl.support.log import RateLimit, rl_log
@@ -66,14 +67,15 @@ def parse_event(args: bytes) -> tuple[str, tuple[str, str, str]] | str:
 
 
 @action(15, "trigger_event")
-def trigger_event(pin: PacketIn, env=None) -> None:
+def trigger_event(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> None:
     """Opcode 15: hand an empty_lb_backends event to the main thread."""
     parsed = parse_event(pin.args)
     if isinstance(parsed, str):
         coverage.inc("pinctrl_drop_bad_event")
         rl_log(vlog, "warn", _rl, f"trigger_event: {parsed}")
         return
-    if env is None or env.shared is None:
+    if env.shared is None:
         return
     event_type, info = parsed
     if env.shared.controller_events.put(info, event_type):

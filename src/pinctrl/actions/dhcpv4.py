@@ -28,6 +28,7 @@ from typing import NamedTuple
 import ovs.vlog
 
 from pinctrl.actions import Resume, action
+from pinctrl.actions.env import NO_ENV, HandlerEnv
 from pinctrl.openflow.oxm import OxmError, parse_result_dest
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet.headers import (
@@ -408,7 +409,8 @@ def _emit(logs: tuple[LogLine, ...]) -> None:
 
 
 @action(2, "put_dhcp_opts", pause=True)
-def put_dhcp_opts(pin: PacketIn, env: object = None) -> Resume:
+def put_dhcp_opts(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> Resume:
     """Handler for opcode 2, called by the pinctrl_handler thread ('env' is
     not needed).  Returns the reply with result 1, or the request with
     result 0; if the result destination itself is unusable, the request

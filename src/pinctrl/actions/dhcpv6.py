@@ -39,6 +39,7 @@ from typing import NamedTuple
 import ovs.vlog
 
 from pinctrl.actions import Resume, action, result_action
+from pinctrl.actions.env import NO_ENV, HandlerEnv
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet.headers import (
     UDP_HEADER_LEN,
@@ -287,7 +288,8 @@ _rl = RateLimit(1, 5)
 
 
 @action(5, "put_dhcpv6_opts", pause=True)
-def put_dhcpv6_opts(pin: PacketIn, env: object = None) -> Resume:
+def put_dhcpv6_opts(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> Resume:
     """Handler for opcode 5, called by the pinctrl_handler thread ('env' is
     not needed).  Returns the reply with result 1, or the request with
     result 0; if the result destination itself is unusable, the request

@@ -37,6 +37,7 @@ import struct
 import ovs.vlog
 
 from pinctrl.actions import PacketOut, Resume, action
+from pinctrl.actions.env import NO_ENV, HandlerEnv
 from pinctrl.actions.nested import NoReply, Reporter, is_icmp_error, nested_packet_out
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet.flow import (
@@ -190,18 +191,21 @@ def answer_icmp(pin: PacketIn, set_icmp_code: bool, loopback: bool
 
 
 @action(10, "icmp")
-def icmp(pin: PacketIn, env: object = None) -> PacketOut | None:
+def icmp(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> PacketOut | None:
     """icmp4 { ... } / icmp6 { ... } (and physical.c's paused PMTU flow)."""
     return answer_icmp(pin, set_icmp_code=True, loopback=False)
 
 
 @action(14, "icmp4_error")
-def icmp4_error(pin: PacketIn, env: object = None) -> PacketOut | None:
+def icmp4_error(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> PacketOut | None:
     return answer_icmp(pin, set_icmp_code=False, loopback=False)
 
 
 @action(20, "icmp6_error")
-def icmp6_error(pin: PacketIn, env: object = None) -> PacketOut | None:
+def icmp6_error(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> PacketOut | None:
     return answer_icmp(pin, set_icmp_code=False, loopback=False)
 
 
@@ -215,10 +219,12 @@ def _frag_mtu(pin: PacketIn) -> Resume:
 
 
 @action(13, "put_icmp4_frag_mtu", pause=True)
-def put_icmp4_frag_mtu(pin: PacketIn, env: object = None) -> Resume:
+def put_icmp4_frag_mtu(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> Resume:
     return _frag_mtu(pin)
 
 
 @action(21, "put_icmp6_frag_mtu", pause=True)
-def put_icmp6_frag_mtu(pin: PacketIn, env: object = None) -> Resume:
+def put_icmp6_frag_mtu(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> Resume:
     return _frag_mtu(pin)

@@ -11,12 +11,13 @@ the IP is reg0 (put_arp) or xxreg0 (put_nd), the port is reg14.
 from __future__ import annotations
 
 import random
-from typing import NamedTuple
 
 import ovs.vlog
 
 from pinctrl.actions import action
+from pinctrl.actions.env import NO_ENV, HandlerEnv
 from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.shared.records import Learnt, ipv4_mapped
 from pinctrl.support import coverage
 from pinctrl.support.log import RateLimit, rl_log
 
@@ -24,21 +25,11 @@ vlog = ovs.vlog.Vlog("pinctrl")
 _rl = RateLimit(5, 5)
 
 ETH_ADDRS_LEN = 12
-IPV4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 # A binding learnt from a broadcast/multicast frame is committed 1..50 ms
 # later: every chassis on the segment learns it at once, the jitter spreads
 # their identical MAC_Binding writes (mac-learn.c).
 MAX_COMMIT_JITTER_MS = 50
 
-
-class Learnt(NamedTuple):
-    """A learnt neighbour waiting to be written to SB MAC_Binding."""
-    mac: bytes
-    commit_at: int      # msec; the main thread writes it from then on
-
-
-def ipv4_mapped(ip4: int) -> bytes:
-    return IPV4_MAPPED_PREFIX + ip4.to_bytes(4, "big")
 
 
 def xxreg0(pin: PacketIn) -> bytes:
@@ -55,12 +46,13 @@ def _frame_ok(pin: PacketIn, name: str) -> bool:
     return False
 
 
-def _put_mac_binding(pin: PacketIn, env, ip16: bytes, name: str) -> None:
-    if not _frame_ok(pin, name) or env is None or env.shared is None:
+def _put_mac_binding(pin: PacketIn, env: HandlerEnv, now: int, ip16: bytes,
+                     name: str) -> None:
+    if not _frame_ok(pin, name) or env.shared is None:
         return
     md = pin.metadata
     unicast = not pin.packet[0] & 1
-    commit_at = int(env.now)
+    commit_at = now
     if not unicast:
         commit_at += random.randint(1, MAX_COMMIT_JITTER_MS)
     key = (md.datapath, md.reg(14), ip16)
@@ -70,21 +62,24 @@ def _put_mac_binding(pin: PacketIn, env, ip16: bytes, name: str) -> None:
 
 
 @action(1, "put_arp")
-def put_arp(pin: PacketIn, env=None) -> None:
+def put_arp(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> None:
     """Opcode 1: learn (inport, reg0 IPv4, eth.src)."""
-    _put_mac_binding(pin, env, ipv4_mapped(pin.metadata.reg(0)), "put_arp")
+    _put_mac_binding(pin, env, now, ipv4_mapped(pin.metadata.reg(0)), "put_arp")
 
 
 @action(4, "put_nd")
-def put_nd(pin: PacketIn, env=None) -> None:
+def put_nd(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> None:
     """Opcode 4: learn (inport, xxreg0 IPv6, eth.src)."""
-    _put_mac_binding(pin, env, xxreg0(pin), "put_nd")
+    _put_mac_binding(pin, env, now, xxreg0(pin), "put_nd")
 
 
 @action(25, "put_fdb")
-def put_fdb(pin: PacketIn, env=None) -> None:
+def put_fdb(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> None:
     """Opcode 25: learn that eth.src lives behind inport (SB FDB)."""
-    if not _frame_ok(pin, "put_fdb") or env is None or env.shared is None:
+    if not _frame_ok(pin, "put_fdb") or env.shared is None:
         return
     md = pin.metadata
     if env.shared.put_fdbs.put((md.datapath, pin.packet[6:12]),

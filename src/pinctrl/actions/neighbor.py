@@ -37,13 +37,16 @@ target ::).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import ovs.vlog
 
 from pinctrl.actions import PacketOut, action
-from pinctrl.actions.mac_learning import ipv4_mapped, xxreg0
+from pinctrl.actions.env import NO_ENV, BufferKey, HandlerEnv
+from pinctrl.actions.mac_learning import xxreg0
 from pinctrl.actions.nested import NoReply, Reporter, nested_packet_out
-from pinctrl.handler import buffered_packets as bufp
+from pinctrl.openflow.ofactions import reload_metadata, resubmit, set_pkt_mark
+from pinctrl.openflow.oxm import Metadata
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet.flow import (
     ETH_TYPE_ARP,
@@ -61,8 +64,11 @@ from pinctrl.packet.headers import (
     pseudo_sum_ipv6,
     vlan_push,
 )
+from pinctrl.shared.records import ipv4_mapped
 
 vlog = ovs.vlog.Vlog("pinctrl")
+
+OFTABLE_OUTPUT_INIT = 37        # controller/lflow.h: where re-injected frames go
 reporter = Reporter(vlog)
 
 ARP_HTYPE_ETH = 1
@@ -165,26 +171,36 @@ def build_nd_na(frame: bytes, fl: Flow, router: bool) -> bytes:
                      ND_OPT_TARGET_LINKADDR)
 
 
-def buffer_key(pin: PacketIn, ipv6: bool) -> bufp.BufferKey:
+def buffer_key(pin: PacketIn, ipv6: bool) -> BufferKey:
     """The next hop the punted packet waits for: (metadata, reg15, reg0
     IPv4-mapped or xxreg0), as pinctrl_handle_buffered_packets."""
     md = pin.metadata
     ip = xxreg0(pin) if ipv6 else ipv4_mapped(md.reg(0))
-    return bufp.BufferKey(md.datapath, md.reg(15), ip)
+    return BufferKey(md.datapath, md.reg(15), ip)
 
 
 # --- handlers (pinctrl_handler thread) -----------------------------------------
 
-def _resolve(pin: PacketIn, env, build, ipv6: bool) -> PacketOut | None:
+def reinject_actions(md: Metadata) -> bytes:
+    """Pure.  The actions 23.03 stores with a buffered frame
+    (buffered_push_packet): reload_metadata, pkt_mark (always, 0 when the
+    packet-in had none), resubmit(CONTROLLER, OFTABLE_OUTPUT_INIT)."""
+    return (reload_metadata(md) + set_pkt_mark(md.pkt_mark)
+            + resubmit(OFTABLE_OUTPUT_INIT))
+
+
+def _resolve(pin: PacketIn, env: HandlerEnv, now: int,
+             build: Callable[[bytes, Flow], bytes],
+             ipv6: bool) -> PacketOut | None:
     """arp / nd_ns: build the request, buffer the packet, wrap the
     request with the nested actions."""
     frame = pin.packet
     try:
         request = build(frame, extract(frame))
-        bp = getattr(env, "buffered_packets", None)
+        bp = env.buffered_packets
         if bp is not None:
             bp.push(buffer_key(pin, ipv6), frame,
-                    bufp.reinject_actions(pin.metadata), env.now)
+                    reinject_actions(pin.metadata), now)
         return nested_packet_out(pin, request)
     except NoReply as e:
         reporter.report(e)
@@ -202,24 +218,28 @@ def _advertise(pin: PacketIn, router: bool) -> PacketOut | None:
 
 
 @action(0, "arp")
-def arp(pin: PacketIn, env=None) -> PacketOut | None:
+def arp(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> PacketOut | None:
     """arp { ... }: ARP request for the next hop; the packet is buffered."""
-    return _resolve(pin, env, build_arp_request, ipv6=False)
+    return _resolve(pin, env, now, build_arp_request, ipv6=False)
 
 
 @action(9, "nd_ns")
-def nd_ns(pin: PacketIn, env=None) -> PacketOut | None:
+def nd_ns(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> PacketOut | None:
     """nd_ns { ... }: Neighbour Solicitation; the packet is buffered."""
-    return _resolve(pin, env, build_nd_ns, ipv6=True)
+    return _resolve(pin, env, now, build_nd_ns, ipv6=True)
 
 
 @action(3, "nd_na")
-def nd_na(pin: PacketIn, env=None) -> PacketOut | None:
+def nd_na(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> PacketOut | None:
     """nd_na { ... }: Neighbour Advertisement (S|O)."""
     return _advertise(pin, router=False)
 
 
 @action(12, "nd_na_router")
-def nd_na_router(pin: PacketIn, env=None) -> PacketOut | None:
+def nd_na_router(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> PacketOut | None:
     """nd_na_router { ... }: Neighbour Advertisement (R|S|O)."""
     return _advertise(pin, router=True)

@@ -17,6 +17,7 @@ import threading
 import ovs.vlog
 
 from pinctrl.actions import action
+from pinctrl.actions.env import NO_ENV, HandlerEnv
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.support import coverage
 
@@ -44,7 +45,8 @@ def first_time(opcode: int) -> bool:
 
 
 def _make_handler(opcode: int, name: str, feature: str):
-    def handler(pin: PacketIn, env: object = None) -> None:
+    def handler(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> None:
         coverage.inc(f"pinctrl_not_implemented_{name}")
         if first_time(opcode):
             vlog.warn(f"{name} (opcode {opcode}) packet-in ignored: "

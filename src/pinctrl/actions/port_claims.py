@@ -19,6 +19,7 @@ import struct
 import ovs.vlog
 
 from pinctrl.actions import action
+from pinctrl.actions.env import NO_ENV, HandlerEnv
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.support import coverage
 from pinctrl.support.log import RateLimit, rl_log
@@ -29,13 +30,14 @@ _U32 = struct.Struct("!I")
 
 
 @action(17, "bind_vport")
-def bind_vport(pin: PacketIn, env=None) -> None:
+def bind_vport(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> None:
     """Opcode 17: claim virtual port <userdata be32 key> for parent reg14."""
     if len(pin.args) < 4:
         coverage.inc("pinctrl_drop_bad_bind_vport")
         rl_log(vlog, "warn", _rl, "bind_vport: userdata lacks the port key")
         return
-    if env is None or env.shared is None:
+    if env.shared is None:
         return
     md = pin.metadata
     vport_key = _U32.unpack_from(pin.args)[0]
@@ -45,9 +47,10 @@ def bind_vport(pin: PacketIn, env=None) -> None:
 
 
 @action(26, "activation_strategy_rarp")
-def activation_strategy_rarp(pin: PacketIn, env=None) -> None:
+def activation_strategy_rarp(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> None:
     """Opcode 26: the port in reg14 sent a RARP; activate it here."""
-    if env is None or env.shared is None:
+    if env.shared is None:
         return
     md = pin.metadata
     if env.shared.ports_to_activate.put((md.datapath, md.reg(14)), True):

@@ -29,6 +29,7 @@ import struct
 import ovs.vlog
 
 from pinctrl.actions import PacketOut, action
+from pinctrl.actions.env import NO_ENV, HandlerEnv
 from pinctrl.actions.icmp import answer_icmp
 from pinctrl.actions.nested import (
     NoReply,
@@ -163,17 +164,20 @@ def _answer(pin: PacketIn, build, loopback: bool) -> PacketOut | None:
 
 
 @action(11, "tcp_reset")
-def tcp_reset(pin: PacketIn, env: object = None) -> PacketOut | None:
+def tcp_reset(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> PacketOut | None:
     return _answer(pin, build_tcp_reset, loopback=False)
 
 
 @action(24, "sctp_abort")
-def sctp_abort(pin: PacketIn, env: object = None) -> PacketOut | None:
+def sctp_abort(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> PacketOut | None:
     return _answer(pin, build_sctp_abort, loopback=False)
 
 
 @action(22, "reject")
-def reject(pin: PacketIn, env: object = None) -> PacketOut | None:
+def reject(pin: PacketIn, env: HandlerEnv = NO_ENV,
+        now: int = 0) -> PacketOut | None:
     fl = extract(pin.packet)
     why = reject_ignored(pin.packet, fl)
     if why is not None:

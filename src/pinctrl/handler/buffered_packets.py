@@ -15,7 +15,7 @@ oldest), a key dropped TIMEOUT_MS after its last push.  Every dropped frame
 is counted.
 
 Each frame is stored with its prepared OpenFlow 1.5 action list
-(reinject_actions(): the packet-in's registers and datapath, pkt_mark,
+(actions.neighbor.reinject_actions(): the packet-in's registers and datapath, pkt_mark,
 resubmit(CONTROLLER, 37)); release() overwrites the Ethernet destination
 and turns each frame into an OFPT_PACKET_OUT, oldest first.
 
@@ -36,19 +36,18 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import ovs.poller
 import ovs.vlog
 
+from pinctrl.actions.env import BufferKey
 from pinctrl.openflow import messages as ofmsg
-from pinctrl.openflow.ofactions import reload_metadata, resubmit, set_pkt_mark
-from pinctrl.openflow.oxm import Metadata
 from pinctrl.support import appctl, coverage
 from pinctrl.support.log import RateLimit, rl_log
 
 if TYPE_CHECKING:
-    from pinctrl.handler.dispatch import HandlerEnv
+    from pinctrl.handler.dispatch import Env
     from pinctrl.shared.state import SharedState
 
 vlog = ovs.vlog.Vlog("pinctrl")
@@ -59,28 +58,11 @@ MAX_KEYS = 1000                 # pinctrl.c: hmap_count >= 1000
 MAX_FRAMES_PER_KEY = 3          # BUFFER_QUEUE_DEPTH 4, one slot kept free
 TIMEOUT_MS = 10000              # BUFFER_MAP_TIMEOUT
 GC_INTERVAL_MS = 1000           # how often run() looks for expired keys
-OFTABLE_OUTPUT_INIT = 37        # controller/lflow.h
 
 C_MAP_FULL = "pinctrl_drop_buffered_packets_map"      # OVN's name
 C_OLDEST = "pinctrl_drop_buffered_packets_oldest"
 C_EXPIRED = "pinctrl_drop_buffered_packets_expired"
 C_RELEASED = "pinctrl_buffered_packets_released"
-
-
-class BufferKey(NamedTuple):
-    """What a buffer waits for.  A plain (dp, port, ip) tuple compares and
-    hashes the same, so the main thread may build keys as tuples."""
-    dp: int             # logical datapath tunnel key (metadata)
-    port: int           # logical outport tunnel key (reg15)
-    ip: bytes           # next hop, 16 bytes (IPv4-mapped for ARP)
-
-
-def reinject_actions(md: Metadata) -> bytes:
-    """Pure.  The actions 23.03 stores with a buffered frame
-    (buffered_push_packet): reload_metadata, pkt_mark (always, 0 when the
-    packet-in had none), resubmit(CONTROLLER, OFTABLE_OUTPUT_INIT)."""
-    return (reload_metadata(md) + set_pkt_mark(md.pkt_mark)
-            + resubmit(OFTABLE_OUTPUT_INIT))
 
 
 class _Queue:
@@ -190,7 +172,7 @@ class BufferedPackets:
             self._shared.n_buffered_packets = len(self._map)
 
     # --- HandlerJob (pinctrl.handler_jobs) ------------------------------------
-    def run(self, env: HandlerEnv | None, now: int) -> list[bytes]:
+    def run(self, env: Env | None, now: int) -> list[bytes]:
         """Release the buffers of the neighbours the main thread saw
         resolved (env.shared.take_resolved_neighbors(): a list of
         (candidate keys, MAC)), and expire old keys at most every

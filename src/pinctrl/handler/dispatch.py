@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import struct
 import traceback
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import ovs.vlog
 
@@ -22,6 +22,9 @@ from pinctrl.openflow import messages as ofmsg
 from pinctrl.openflow.packet_in import OFPR_ACTION, PacketIn, PacketInError
 from pinctrl.openflow.resume import encode_resume
 from pinctrl.shared.state import SharedState
+
+if TYPE_CHECKING:
+    from pinctrl.handler.buffered_packets import BufferedPackets
 from pinctrl.support import coverage
 from pinctrl.support.log import RateLimit, rl_log
 
@@ -32,23 +35,21 @@ _rl_exc = RateLimit(5, 5)
 load_all()
 
 
-class HandlerEnv:
-    """What action handlers may use besides the packet-in; owned by the
-    pinctrl_handler thread.  'shared' gives access to the snapshots the
-    main thread publishes (read them under shared.mutex only to take a
-    reference, then use them lock-free: they are immutable).
+class Env:
+    """The concrete actions.env.HandlerEnv, owned by the pinctrl_handler
+    thread.  'shared' gives access to the snapshots the main thread
+    publishes (read them under shared.mutex only to take a reference, then
+    use them lock-free: they are immutable).  'buffered_packets' is
+    handler-private (handler.buffered_packets): only the pinctrl_handler
+    thread touches it, so it needs no lock.  Nothing here changes per
+    packet-in: the time of the batch is passed to each action as 'now'."""
 
-    'buffered_packets' is handler-private (pinctrl.buffered_packets): the
-    frames waiting for a neighbour resolution.  Only the pinctrl_handler
-    thread touches it, so it needs no lock."""
-
-    __slots__ = ("next_xid", "now", "shared", "buffered_packets")
+    __slots__ = ("next_xid", "shared", "buffered_packets")
 
     def __init__(self, next_xid: Callable[[], int] | None = None,
-                 shared: "SharedState | None" = None,
-                 buffered_packets=None) -> None:
+                 shared: SharedState | None = None,
+                 buffered_packets: BufferedPackets | None = None) -> None:
         self.next_xid = next_xid or itertools.count(1).__next__
-        self.now = 0.0          # ovs.timeval.msec() at dispatch
         self.shared = shared
         self.buffered_packets = buffered_packets
 
@@ -61,9 +62,10 @@ def _as_list(out) -> list:
     return list(out)
 
 
-def process_packet_in(pin: PacketIn, env: HandlerEnv,
+def process_packet_in(pin: PacketIn, env: Env, now: int = 0,
                       registry: dict[int, Action] = REGISTRY) -> list[bytes]:
-    """Handle one packet-in; return the OpenFlow messages to send."""
+    """Handle one packet-in received at 'now' (ovs.timeval.msec()); return
+    the OpenFlow messages to send."""
     coverage.inc("pinctrl_total_pin_pkts")
     if pin.reason != OFPR_ACTION:
         # 23.03 ignores these without a RESUME.
@@ -86,7 +88,7 @@ def process_packet_in(pin: PacketIn, env: HandlerEnv,
     coverage.inc(act.counter)
 
     try:
-        replies = _as_list(act.handler(pin, env))
+        replies = _as_list(act.handler(pin, env, now))
     except Exception:
         coverage.inc("pinctrl_action_exception")
         rl_log(vlog, "err", _rl_exc,

@@ -33,7 +33,7 @@ import heapq
 import itertools
 import struct
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import ovs.poller
 
@@ -41,6 +41,7 @@ from pinctrl.actions import PacketOut
 from pinctrl.openflow import messages as ofmsg
 from pinctrl.openflow.ofactions import resubmit, set_metadata, set_reg
 from pinctrl.packet.headers import fmt_ip4, fmt_mac
+from pinctrl.shared.records import GarpEntry
 from pinctrl.support import appctl, coverage
 
 ETH_BROADCAST = b"\xff" * 6
@@ -58,14 +59,6 @@ OFTABLE_LOG_INGRESS_PIPELINE = 8
 FIRST_DELAY_MS = 1000
 MAX_BACKOFF = 16                    # seconds; the last gap
 
-
-class GarpEntry(NamedTuple):
-    """One announcement: 'ip' None means RARP.  Built by the main thread
-    (pinctrl.garp_prepare), immutable."""
-    mac: bytes
-    ip: bytes | None
-    dp_key: int
-    port_key: int
 
 
 def build_garp(mac: bytes, ip: bytes) -> bytes:

@@ -22,24 +22,26 @@ from typing import Protocol
 import ovs.poller
 
 from pinctrl.handler.buffered_packets import BufferedPackets
+from pinctrl.handler.dispatch import Env
 from pinctrl.handler.garp_job import GarpJob
 from pinctrl.handler.ra_job import RaJob
+from pinctrl.shared.state import SharedState
 
 
 class HandlerJob(Protocol):
-    def run(self, env, now: int) -> list[bytes]: ...
+    def run(self, env: Env, now: int) -> list[bytes]: ...
 
     def wait(self, poller: ovs.poller.Poller, now: int) -> None: ...
 
 
-def make_jobs(shared, env) -> list[HandlerJob]:
+def make_jobs(shared: SharedState,
+              buffered_packets: BufferedPackets) -> list[HandlerJob]:
     """The handler's jobs, in the order they run each iteration.  Each
     feature adds its job here."""
     jobs: list[HandlerJob] = []
-    # Frames waiting for arp/nd_ns resolutions; actions reach it through
+    # Frames waiting for arp/nd_ns resolutions: actions push through
     # env.buffered_packets, the job releases and expires them.
-    env.buffered_packets = BufferedPackets(env.next_xid, shared)
-    jobs.append(env.buffered_packets)
+    jobs.append(buffered_packets)
     # Periodic announcements of the main thread's snapshots.
     jobs.append(GarpJob(shared.get_garp))
     jobs.append(RaJob(shared.get_ras))

@@ -18,10 +18,9 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from pinctrl.shared.handover import Handover
+from pinctrl.shared.records import EMPTY_MAP
 from pinctrl.shared.seq import Seq
 from pinctrl.support import coverage
-
-EMPTY_MAP: Mapping[Any, Any] = MappingProxyType({})
 
 
 class SharedState:

@@ -18,12 +18,12 @@ from typing import Any, Iterable
 import ovs.db.idl
 import ovs.vlog
 
-from pinctrl.actions.mac_learning import IPV4_MAPPED_PREFIX
-from pinctrl.db.garp_plan import parse_mac
+from pinctrl.db.addresses import parse_mac
 from pinctrl.db.local_datapaths import ref
 from pinctrl.db.txn import RetryQueue
 from pinctrl.db.writers import HandoverWriter, SbContext
 from pinctrl.packet.headers import fmt_mac
+from pinctrl.shared.records import IPV4_MAPPED_PREFIX
 from pinctrl.shared.state import SharedState
 from pinctrl.support import appctl, coverage
 from pinctrl.support.log import RateLimit, rl_log

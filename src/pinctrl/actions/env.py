@@ -1,0 +1,81 @@
+"""What an action handler may use besides its packet-in: HandlerEnv.
+
+An action is called by the pinctrl_handler thread as
+
+    handler(pin: PacketIn, env: HandlerEnv, now: int) -> reply(s) or None
+
+with 'now' the ovs.timeval.msec() of the batch being dispatched.  These
+Protocols are the whole of the handler's state an action can reach; the
+concrete objects live in handler/ (dispatch.Env, buffered_packets) and
+shared/ (SharedState), which actions never import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any, NamedTuple, Protocol
+
+from pinctrl.shared.records import DnsCache
+
+
+class BufferKey(NamedTuple):
+    """What a buffered frame waits for.  A plain (dp, port, ip) tuple
+    compares and hashes the same, so the main thread may build keys as
+    tuples (SharedState.resolved_neighbors)."""
+    dp: int             # logical datapath tunnel key (metadata)
+    port: int           # logical outport tunnel key (reg15)
+    ip: bytes           # next hop, 16 bytes (IPv4-mapped for ARP)
+
+
+class HandoverPut(Protocol):
+    """The handler's end of a shared.handover.Handover."""
+
+    def put(self, key: Hashable, value: Any) -> bool: ...
+
+
+class SharedView(Protocol):
+    """The part of shared.state.SharedState actions use: snapshots to read
+    and handover tables to fill for the main thread."""
+    put_mac_bindings: HandoverPut
+    put_fdbs: HandoverPut
+    controller_events: HandoverPut
+    put_vport_bindings: HandoverPut
+    ports_to_activate: HandoverPut
+
+    def get_dns_cache(self) -> DnsCache: ...
+
+    def notify_main(self) -> None: ...
+
+
+class PacketBuffer(Protocol):
+    """handler.buffered_packets.BufferedPackets, as arp / nd_ns see it."""
+
+    def push(self, key: BufferKey, frame: bytes, actions: bytes,
+             now: float) -> bool: ...
+
+
+class HandlerEnv(Protocol):
+    """Owned by the pinctrl_handler thread.  'shared' is None and
+    'buffered_packets' None when an action runs without them (unit tests,
+    the differential and fuzz harnesses): actions then skip the side
+    effect and still answer."""
+
+    @property
+    def shared(self) -> SharedView | None: ...
+
+    @property
+    def buffered_packets(self) -> PacketBuffer | None: ...
+
+    def next_xid(self) -> int: ...
+
+
+class _NoEnv:
+    """The HandlerEnv of an action called on its own (tests)."""
+    shared: SharedView | None = None
+    buffered_packets: PacketBuffer | None = None
+
+    def next_xid(self) -> int:
+        return 0
+
+
+NO_ENV: HandlerEnv = _NoEnv()

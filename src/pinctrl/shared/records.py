@@ -1,0 +1,53 @@
+"""Plain immutable records that cross between the threads.
+
+The main thread builds them (db/) and publishes them through SharedState;
+the pinctrl_handler thread reads them (handler/, actions/).  They hold
+bytes and ints only, never IDL rows, so a snapshot can be read without a
+lock once its reference has been taken.  The handover records go the other
+way: built by the handler, written to the Southbound DB by the main thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+EMPTY_MAP: Mapping[Any, Any] = MappingProxyType({})
+
+
+class DnsRecord(NamedTuple):
+    """One SB DNS `records` value, pre-parsed by the main thread."""
+    value: bytes                # UTF-8, as stored (PTR answers use it)
+    ipv4: tuple[bytes, ...]     # 4-byte addresses, in value order
+    ipv6: tuple[bytes, ...]     # 16-byte addresses, in value order
+DnsCache = Mapping[int, Mapping[bytes, DnsRecord]]
+IPV4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+
+
+class Learnt(NamedTuple):
+    """A learnt neighbour waiting to be written to SB MAC_Binding."""
+    mac: bytes
+    commit_at: int      # msec; the main thread writes it from then on
+
+
+def ipv4_mapped(ip4: int) -> bytes:
+    return IPV4_MAPPED_PREFIX + ip4.to_bytes(4, "big")
+
+
+class GarpEntry(NamedTuple):
+    """One announcement: 'ip' None means RARP.  Built by the main thread
+    (pinctrl.garp_prepare), immutable."""
+    mac: bytes
+    ip: bytes | None
+    dp_key: int
+    port_key: int
+
+
+class RaEntry(NamedTuple):
+    """One router port's periodic RA, built by the main thread."""
+    min_interval: int       # seconds
+    max_interval: int
+    frame: bytes
+    dp_key: int             # the peer (switch) datapath
+    port_key: int           # the peer (switch) port
