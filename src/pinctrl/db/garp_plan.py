@@ -1,6 +1,6 @@
 """What the gARP/RARP sender announces (main thread; pure over IDL rows).
 
-OVN 23.03's send_garp_rarp_prepare() (pinctrl.c:5997, reference §12.1),
+OVN 23.03's send_garp_rarp_prepare() (controller/pinctrl.c:5997),
 run on every SB change by the main thread; the handler's GarpJob
 (pinctrl.garp) sends what this computes:
 
@@ -22,7 +22,7 @@ Also here: the address-string parsers of OVN's lib/ovn-util.c that this
 and the RA configuration (pinctrl.ipv6_ra) share, reproducing OVS's
 ovs_scan() rules (extract_addresses, extract_ip_addresses,
 extract_addresses_with_port), and the plan of the MAC_Binding rows 23.03
-writes locally for a new IPv4 announcement (send_garp_locally, §11.4).
+writes locally for a new IPv4 announcement (send_garp_locally()).
 
 Interfaces come as Iface(iface_id, ofport, external_ids) where
 external_ids are the OVS *Port*'s (ovn-chassis-id, ovn-localnet-port); the
@@ -206,7 +206,7 @@ class MacBindingWrite(NamedTuple):
 def local_mac_bindings(plan: GarpPlan, new_names: Iterable[str],
                        local_dps: Mapping[int, LocalDatapath]
                        ) -> list[MacBindingWrite]:
-    """send_garp_locally() (§11.4) for the entries 'new_names' (those not
+    """23.03's send_garp_locally() for the entries 'new_names' (those not
     announced before): the MAC_Bindings a gARP from that port would make
     the peer routers of its datapath learn.  Only IPv4 entries; the
     announcing port's own link is skipped.  Written by the main thread

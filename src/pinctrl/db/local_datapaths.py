@@ -7,8 +7,9 @@ add_local_datapath__): a datapath is local when one of its ports is on
 this chassis, and then so is every datapath reachable from it through
 patch ports (and l3gateway ports), except where the link is a distributed
 gateway port whose chassis-redirect port is "always-redirect" and not
-hosted here.  gARP (§12.1), periodic RAs and later features ask this
-question; reference §12.1, §11.4.
+hosted here.  The gARP plan (send_garp_rarp_prepare() and
+send_garp_locally() in controller/pinctrl.c), periodic RAs and the
+MAC_Binding/FDB monitor conditions ask this question.
 
 Rows are duck-typed like python-ovs IDL rows: pb.logical_port, pb.type,
 pb.tunnel_key, pb.datapath (a Datapath_Binding row: .tunnel_key,

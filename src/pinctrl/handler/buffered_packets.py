@@ -1,4 +1,5 @@
-"""Packets waiting for a neighbour resolution (reference §11.3).
+"""Packets waiting for a neighbour resolution (OVN 23.03 controller/
+pinctrl.c pinctrl_handle_buffered_packets(), run_buffered_binding()).
 
 When a router has no MAC for the next hop, its flows punt the packet with
 arp { } (opcode 0) or nd_ns { } (opcode 9): pinctrl sends the ARP request or

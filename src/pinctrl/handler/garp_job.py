@@ -1,5 +1,5 @@
 """Gratuitous ARP / RARP announcements: the frames, their injection, and
-the schedule (a handler job).  Reference §12.2 (send_garp_rarp,
+the schedule (a handler job).  OVN 23.03's send_garp_rarp() (controller/
 pinctrl.c:4655).
 
 * gARP: 42 bytes, Ethernet broadcast from the MAC, ARP request with

@@ -1,7 +1,7 @@
 """OpenFlow 1.5 messages pinctrl sends and receives (pure code).
 
 os-ken builds and parses the standard messages; pinctrl only needs a handful
-(reference §3): HELLO with a version bitmap, GET_CONFIG_REQUEST,
+(docs/wire-formats.md): HELLO with a version bitmap, GET_CONFIG_REQUEST,
 NXT_SET_PACKET_IN_FORMAT(nxt_packet_in2), SET_CONFIG(miss_send_len=0xffff),
 ECHO_REPLY, PACKET_OUT.  ofproto_protocol.ProtocolDesc stands in for an
 os-ken datapath, so no os-ken app/controller machinery is involved.
@@ -22,7 +22,7 @@ OFPC_FRAG_MASK = 3
 
 _DP = ofproto_protocol.ProtocolDesc(OFP15_VERSION)
 
-# OFPT_PACKET_OUT pieces (reference §4.5): buffer_id none, and a match that
+# OFPT_PACKET_OUT (docs/wire-formats.md): buffer_id none, and a match that
 # holds only in_port=CONTROLLER.
 _PACKET_OUT_HDR = struct.Struct("!BBHIIH2x")
 _MATCH_IN_PORT_CONTROLLER = bytes.fromhex("0001000c80000004fffffffd00000000")

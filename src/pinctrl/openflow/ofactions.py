@@ -1,6 +1,6 @@
 """OpenFlow 1.5 action encoders for the packet-outs pinctrl sends.
 
-Pure functions returning raw action bytes (reference §4.5-§4.7), to be put
+Pure functions returning raw action bytes (docs/wire-formats.md), to be put
 in PacketOut.actions (the dispatcher adds the header and the
 in_port=CONTROLLER match).  Encodings are OVS 3.1's for OF1.5:
 

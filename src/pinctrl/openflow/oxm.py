@@ -5,7 +5,7 @@ datapath, conntrack state, ...) as a flat list of OXM/NXM TLVs; in OpenFlow
 1.5 the 32-bit registers travel in pairs as 64-bit OXM_OF_PKT_REGn ("xreg")
 entries, masked when only one half is non-zero.  pinctrl must echo every entry
 in NXT_RESUME (OVS treats a missing field as zero) and may flip one result
-bit; see the reference §4.3-§4.4 and §5.3.
+bit; see docs/wire-formats.md (packet-in metadata, NXT_RESUME, result bit).
 """
 
 from __future__ import annotations
@@ -223,7 +223,8 @@ class Metadata:
 
 
 class ResultDest:
-    """Where an "R = action(...)" opcode writes its 1-bit result (§5.3)."""
+    """Where an "R = action(...)" opcode writes its 1-bit result
+    (docs/wire-formats.md, result destination)."""
 
     __slots__ = ("reg", "bit")
 

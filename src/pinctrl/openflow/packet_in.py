@@ -1,7 +1,7 @@
 """NXT_PACKET_IN2 → PacketIn.
 
 Pure code.  Every property's raw bytes are kept, because NXT_RESUME must
-echo the continuation and metadata exactly (reference §4.2-§4.4);
+echo the continuation and metadata exactly (docs/wire-formats.md);
 nx_resume.py encodes the resume.
 
 Two decoders with one result: decode_packet_in2() walks the properties with
@@ -53,7 +53,7 @@ class PacketIn:
 
     @property
     def opcode(self) -> int:
-        """OVN action opcode from the 8-byte action header (§5.1)."""
+        """OVN action opcode (include/ovn/actions.h struct action_header)."""
         if len(self.userdata) < OVN_ACTION_HEADER_LEN:
             raise PacketInError("packet-in userdata lacks action header")
         return _U32.unpack_from(self.userdata, 0)[0]

@@ -1,6 +1,6 @@
 """NXT_RESUME encoder: the one OpenFlow message os-ken lacks.
 
-Layout (OVS ofputil_encode_resume, reference §4.4): Nicira header with
+Layout (OVS ofputil_encode_resume, docs/wire-formats.md): Nicira header with
 subtype 28 and xid 0, then properties PACKET, TABLE_ID, COOKIE (omitted when
 absent or all-ones), REASON, METADATA and CONTINUATION (echoed verbatim).
 USERDATA and FULL_LEN are not sent.

@@ -1,4 +1,5 @@
-"""SB Controller_Event: insert the events trigger_event reported (§7.9).
+"""SB Controller_Event: insert the events trigger_event reported (OVN
+23.03 controller/pinctrl.c controller_event_run()).
 Main thread only.
 
 An event is inserted unless a row of the same type, for this chassis, with

@@ -1,4 +1,5 @@
-"""SB FDB: write what put_fdb learnt (§16.4).  Main thread only.
+"""SB FDB: write what put_fdb learnt (OVN 23.03 controller/pinctrl.c
+run_put_fdb()).  Main thread only.
 
 The row is found by (mac, dp_key) and inserted if absent; port_key is set
 when it differs.  Entries are retried until their transaction lands.

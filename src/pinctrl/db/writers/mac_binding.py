@@ -1,7 +1,8 @@
 """SB MAC_Binding: write what put_arp/put_nd learnt, and tell the handler
 which neighbours the table now resolves (for its buffered packets).
 
-Main thread only.  Behaviour of 23.03 (§11.1): the entry's port is looked
+Main thread only.  Behaviour of 23.03 (controller/pinctrl.c
+run_put_mac_binding(), mac_binding_add_to_sb()): the entry's port is looked
 up by (datapath key, port key); the row is found by (logical_port, ip) and
 inserted if absent (logical_port, ip, datapath); mac - and timestamp, when
 the schema has it - are written only if the MAC differs, so re-learning an
@@ -94,7 +95,8 @@ def upsert(txn, idl: ovs.db.idl.Idl, logical_port: str, ip: str, mac: str,
 
 class MacBindingWriter(HandoverWriter):
     """put_mac_bindings -> SB MAC_Binding (main thread); also the bindings
-    a new local gARP announcement implies for the peer routers (§11.4,
+    a new local gARP announcement implies for the peer routers
+    (controller/pinctrl.c send_garp_locally(),
     queued by SbSync with add_local())."""
     name = "mac_bindings"
 
@@ -167,7 +169,8 @@ class MacBindingWriter(HandoverWriter):
 def resolved_neighbors(rows: Iterable[Any], ctx: SbContext
                        ) -> list[tuple[tuple, bytes]]:
     """For new/changed MAC_Binding rows, the buffered-packet keys they
-    resolve (§11.3): (dp key, port key, ip) of the row's port, then of its
+    resolve (controller/pinctrl.c run_buffered_binding()): (dp key,
+    port key, ip) of the row's port, then of its
     chassis-redirect port if the port has one.  Main thread."""
     out = []
     for row in rows:

@@ -1,5 +1,6 @@
-"""SB Port_Binding claims learnt from packets: virtual ports (bind_vport,
-§7.11) and RARP activation (§16.5).  Main thread only.
+"""SB Port_Binding claims learnt from packets: virtual ports (bind_vport;
+OVN 23.03 run_put_vport_binding()) and RARP activation
+(run_activated_ports(), both in controller/pinctrl.c).  Main thread only.
 """
 
 from __future__ import annotations
