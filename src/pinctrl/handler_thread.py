@@ -17,10 +17,10 @@ import ovs.poller
 import ovs.timeval
 import ovs.vlog
 
-from pinctrl.daemon.metrics import DISPATCH_LATENCY
 from pinctrl.handler import dispatch
 from pinctrl.handler import jobs as handler_jobs
 from pinctrl.handler.buffered_packets import BufferedPackets
+from pinctrl.handler.latency import DispatchLatency
 from pinctrl.openflow import messages as ofmsg
 from pinctrl.openflow import packet_in
 from pinctrl.openflow.conn import OfConn
@@ -47,7 +47,10 @@ class PinctrlHandler:
     """The handler thread and the state only it touches."""
 
     def __init__(self, shared: SharedState, ovs_rundir: str,
-                 probe_interval_ms: int = 0) -> None:
+                 probe_interval_ms: int = 0,
+                 latency: DispatchLatency | None = None) -> None:
+        """'latency' is fed by this thread and read by others (the daemon
+        keeps one across handler restarts)."""
         self.shared = shared
         self.ovs_rundir = ovs_rundir
         self.exit_latch = Latch()
@@ -57,27 +60,51 @@ class PinctrlHandler:
         self.buffered_packets = BufferedPackets(self.conn.next_xid, shared)
         self.env = dispatch.Env(self.conn.next_xid, shared,
                                 self.buffered_packets)
-        # Periodic jobs (pinctrl.handler_jobs); handler-private.
+        # Periodic jobs (pinctrl.handler_jobs), read once per loop by this
+        # thread; add_job() swaps in a new list, never changes this one.
         self.jobs = handler_jobs.make_jobs(shared, self.buffered_packets)
-        self.heartbeat = 0.0        # time.monotonic() of the last loop
+        self.latency = latency if latency is not None else DispatchLatency()
+        # time.monotonic() of the last loop; written by this thread (one
+        # float store), read by the keep-alive monitor (main thread).
+        self.heartbeat = 0.0
         self._conn_seqno = 0
         self._rl = RateLimit(5, 10)
         self.thread = threading.Thread(target=self._main, name="ovn_pinctrl")
 
     # --- called by the main thread ------------------------------------------
     def start(self) -> None:
+        """Main thread: start the pinctrl_handler thread."""
         self.thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Ask the thread to exit and join it."""
+        """Main thread: ask the thread to exit and join it."""
         self.exit_latch.set()
         self.thread.join(timeout)
 
     def is_alive(self) -> bool:
+        """Any thread."""
         return self.thread.is_alive()
+
+    def add_job(self, job: handler_jobs.HandlerJob) -> None:
+        """Main thread: run 'job' from the next loop on.  A new list,
+        swapped in by one assignment: the handler reads 'jobs' once per
+        loop and never sees a list being changed."""
+        self.jobs = [*self.jobs, job]
+        self.shared.handler_seq.change()
+
+    # --- read by other threads (display, metrics) --------------------------------
+    def buffered_packets_summary(self) -> tuple[int, int]:
+        """Any thread: (next hops awaited, frames buffered); two int
+        reads of the handler-private buffer."""
+        return self.buffered_packets.summary()
+
+    def openflow_tx_bytes(self) -> int:
+        """Any thread: bytes queued for the switch, not yet written."""
+        return self.conn.tx_bytes
 
     # --- the thread -------------------------------------------------------------
     def _main(self) -> None:
+        """pinctrl_handler thread: loop until stop()."""
         vlog.info("pinctrl handler thread started")
         while not self.exit_latch.is_set():
             try:
@@ -91,6 +118,7 @@ class PinctrlHandler:
         vlog.info("pinctrl handler thread exiting")
 
     def _run_once(self) -> None:
+        """pinctrl_handler thread: one run/wait/block round."""
         poller = ovs.poller.Poller()
         now = ovs.timeval.msec()
         self.heartbeat = time.monotonic()
@@ -127,11 +155,13 @@ class PinctrlHandler:
 
     def _setup(self) -> None:
         """On every (re)connection (OVN pinctrl_setup): ask for the switch
-        config (answered by SET_CONFIG) and for NXT_PACKET_IN2."""
+        config (answered by SET_CONFIG) and for NXT_PACKET_IN2
+        (pinctrl_handler thread)."""
         self.conn.send(ofmsg.get_config_request(self.conn.next_xid()))
         self.conn.send(ofmsg.set_packet_in_format(self.conn.next_xid()))
 
     def _recv(self, msg: bytes) -> None:
+        """pinctrl_handler thread: one message from the switch."""
         msg_type = msg[1]
         if msg_type == OFPT_EXPERIMENTER and len(msg) >= 16:
             vendor, subtype = _EXP_HDR.unpack_from(msg, 8)
@@ -153,6 +183,7 @@ class PinctrlHandler:
         coverage.inc("pinctrl_rx_of_ignored")
 
     def _packet_in(self, msg: bytes) -> None:
+        """pinctrl_handler thread: decode, dispatch, time, queue replies."""
         try:
             pin = packet_in.decode_packet_in2(msg)
         except packet_in.PacketInError as e:
@@ -161,6 +192,6 @@ class PinctrlHandler:
             return
         t0 = time.perf_counter()
         replies = dispatch.process_packet_in(pin, self.env, ovs.timeval.msec())
-        DISPATCH_LATENCY.observe(pin, time.perf_counter() - t0)
+        self.latency.observe(pin, time.perf_counter() - t0)
         for reply in replies:
             self.conn.send(reply)

@@ -1,44 +1,15 @@
-"""metrics.py: the handler-side latency accumulator (fed the golden DHCP
-packet-in), the HOST:PORT parser, and the Prometheus exposition of the
-custom collector."""
+"""metrics.py: the HOST:PORT parser and the Prometheus exposition of the
+custom collector (fed the handler's histogram of the golden DHCP
+packet-in, through the MetricsSource)."""
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from pinctrl.daemon import metrics
 from pinctrl.daemon.keepalive import ThreadHealth
-from pinctrl.openflow.packet_in import PacketIn
+from pinctrl.handler.latency import DispatchLatency
 from pinctrl.support import coverage
-from tests.goldens import iter_of_messages, load_exchange, packet_in_from_hex
-
-OPCODE_PUT_DHCP_OPTS = 2
-
-
-def golden_dhcp_packet_in() -> PacketIn:
-    ex = load_exchange("dhcpv4_discover_offer")
-    rec = next(iter_of_messages(ex, "NXT_PACKET_IN2"))
-    return packet_in_from_hex(rec["hex"])
-
-
-def test_latency_buckets_are_cumulative_per_opcode():
-    lat = metrics.DispatchLatency()
-    pin = golden_dhcp_packet_in()
-    assert pin.opcode == OPCODE_PUT_DHCP_OPTS
-    for secs in (5e-6, 1e-5, 3e-5, 2.0):
-        lat.observe(pin, secs)
-    cum, total = lat.snapshot()[OPCODE_PUT_DHCP_OPTS]
-    assert len(cum) == len(metrics.LATENCY_BUCKETS) + 1
-    # le=1e-5 holds 5 µs and exactly 10 µs; le=5e-5 adds 30 µs; 2 s only +Inf.
-    assert cum[0] == 2 and cum[2] == 3 and cum[-2] == 3 and cum[-1] == 4
-    assert total == pytest.approx(2.000045)
-
-
-def test_latency_without_action_header_is_filed_under_no_opcode():
-    lat = metrics.DispatchLatency()
-    pin = golden_dhcp_packet_in()
-    pin.userdata = b"\x00"
-    lat.observe(pin, 1e-3)
-    assert list(lat.snapshot()) == [metrics.NO_OPCODE]
+from tests.unit.test_latency import golden_dhcp_packet_in, with_opcode
 
 
 @pytest.mark.parametrize("text, want", [
@@ -58,6 +29,12 @@ def test_parse_address_rejects(text):
 
 
 class FakeSource:
+    def __init__(self, latency):
+        self.latency = latency
+
+    def dispatch_latency(self):
+        return self.latency.snapshot()
+
     def thread_health(self):
         return [ThreadHealth("main", "alive", 0.1),
                 ThreadHealth("ovn_pinctrl", "STUCK", 9.0)]
@@ -70,11 +47,12 @@ class FakeSource:
 
 
 def test_collector_exposition():
-    lat = metrics.DispatchLatency()
+    lat = DispatchLatency()
     lat.observe(golden_dhcp_packet_in(), 4e-5)
+    lat.observe(with_opcode(golden_dhcp_packet_in(), 4242), 2.0)
     coverage.inc("metrics_unit_test_counter", 2)
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(metrics.Collector(FakeSource(), lat))
+    reg.register(metrics.Collector(FakeSource(lat)))
     text = generate_latest(reg).decode()
     assert ('pinctrl_coverage_total{counter="metrics_unit_test_counter"} '
             f'{float(coverage.get("metrics_unit_test_counter"))}') in text
@@ -82,6 +60,9 @@ def test_collector_exposition():
             '{le="5e-05",opcode="put_dhcp_opts"} 1.0') in text
     assert ('pinctrl_dispatch_latency_seconds_count'
             '{opcode="put_dhcp_opts"} 1.0') in text
+    assert ('pinctrl_dispatch_latency_seconds_bucket'
+            '{le="+Inf",opcode="unknown"} 1.0') in text
+    assert 'opcode="4242"' not in text
     assert 'pinctrl_thread_alive{thread="ovn_pinctrl"} 0.0' in text
     assert 'pinctrl_thread_alive{thread="main"} 1.0' in text
     assert "pinctrl_ready 1.0" in text

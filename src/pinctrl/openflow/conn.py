@@ -86,6 +86,11 @@ class OfConn:
             return "connecting"
         return "disconnected" if self.target else "idle"
 
+    @property
+    def tx_bytes(self) -> int:
+        """Bytes queued, not yet written (any thread: one int read)."""
+        return self._tx_bytes
+
     # --- run/wait ---------------------------------------------------------
     def run(self, now: float) -> None:
         if self.stream is not None and self.connecting:
