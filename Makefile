@@ -9,7 +9,7 @@ PY      = $(VENV)/bin/python
 DEB_PKGS = openvswitch-switch ovn-common ovn-central ovn-host busybox iproute2 \
            ethtool bind9-dnsutils isc-dhcp-client ndisc6
 
-.PHONY: all deps venv run test unit integration bench fuzz soak clean
+.PHONY: all deps venv run test unit typecheck integration bench fuzz soak clean
 
 all: test
 
@@ -36,15 +36,19 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 run: deps venv
-	$(PY) -m tests.harness.demo
+	$(PY) -m testbed.demo
 
-unit: venv
+# mypy over src/ (settings in pyproject.toml [tool.mypy]).
+typecheck: venv
+	$(PY) -m mypy src
+
+unit: venv typecheck
 	$(PY) -m pytest -q tests/unit bench/tests
 
 integration: deps venv
 	$(PY) -m pytest -q tests/integration
 
-test: deps venv
+test: deps venv typecheck
 	$(PY) -m pytest -q tests bench/tests
 
 # Side by side with real ovn-controller 23.03 (root, ~15 min; BENCH_QUICK=1: < 3 min).

@@ -328,7 +328,7 @@ def v4(la):
     ("00:00:00:00:00:0g", "000000000000", [], "g"),
 ])
 def test_extract_addresses(text, mac, ips, rest):
-    la, ofs = addresses._parse_addresses(text, True)
+    la, ofs = addresses._parse_addresses(text)
     assert la.mac.hex() == mac and v4(la) == ips and text[ofs:] == rest
 
 

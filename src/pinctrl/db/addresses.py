@@ -145,25 +145,24 @@ def _ip6_cidr(s: str, i: int) -> tuple[tuple[bytes, int] | None, int]:
     return (ip, 128), j
 
 
-class LportAddresses(NamedTuple):
-    """OVN's struct lport_addresses, the parts pinctrl uses."""
-    mac: bytes | None
+class IpAddresses(NamedTuple):
+    """The address lists of OVN's struct lport_addresses
+    (extract_ip_addresses)."""
     ipv4: tuple[tuple[bytes, int], ...]     # (address, prefix length)
     ipv6: tuple[tuple[bytes, int], ...]
 
 
-def _parse_addresses(s: str, with_mac: bool
-                     ) -> tuple[LportAddresses | None, int]:
-    """parse_and_store_addresses(): an optional leading MAC, then IPv4 /
-    IPv6 addresses with optional prefixes until something else.  Returns
-    (addresses or None if the MAC is missing, offset of the rest)."""
-    mac = None
-    pos = 0
-    if with_mac:
-        r = _scan_u8_list(s, 0, 6, ":", 16)
-        if r is None:
-            return None, 0
-        mac, pos = r
+class LportAddresses(NamedTuple):
+    """OVN's struct lport_addresses with its MAC, the parts pinctrl uses."""
+    mac: bytes
+    ipv4: tuple[tuple[bytes, int], ...]     # (address, prefix length)
+    ipv6: tuple[tuple[bytes, int], ...]
+
+
+def _scan_ips(s: str, pos: int) -> tuple[IpAddresses, int]:
+    """parse_and_store_addresses() from 'pos': IPv4 / IPv6 addresses with
+    optional prefixes until something else.  Returns (addresses, offset of
+    the rest)."""
     v4: list[tuple[bytes, int]] = []
     v6: list[tuple[bytes, int]] = []
     while pos < len(s):
@@ -178,19 +177,31 @@ def _parse_addresses(s: str, with_mac: bool
             break
         v6.append(a6)
         pos = n
-    return LportAddresses(mac, tuple(v4), tuple(v6)), pos
+    return IpAddresses(tuple(v4), tuple(v6)), pos
 
 
-def extract_ip_addresses(s: str) -> LportAddresses | None:
+def _parse_addresses(s: str) -> tuple[LportAddresses | None, int]:
+    """parse_and_store_addresses() of a string that starts with a MAC.
+    Returns (addresses or None if the MAC is missing, offset of the
+    rest)."""
+    r = _scan_u8_list(s, 0, 6, ":", 16)
+    if r is None:
+        return None, 0
+    mac, pos = r
+    ips, pos = _scan_ips(s, pos)
+    return LportAddresses(mac, ips.ipv4, ips.ipv6), pos
+
+
+def extract_ip_addresses(s: str) -> IpAddresses | None:
     """extract_ip_addresses(): "IP1 IP2 ..."; None if no address parses.
     Text after the last address that parses is ignored."""
-    la, _ = _parse_addresses(s, False)
-    return la if la.ipv4 or la.ipv6 else None
+    ips, _ = _scan_ips(s, 0)
+    return ips if ips.ipv4 or ips.ipv6 else None
 
 
 def extract_lsp_addresses(s: str) -> LportAddresses | None:
     """extract_lsp_addresses(): "MAC [IP...]" (trailing text logged)."""
-    la, ofs = _parse_addresses(s, True)
+    la, ofs = _parse_addresses(s)
     if la is not None and ofs < len(s):
         rl_log(vlog, "info", _rl_syntax, f"invalid syntax '{s}' in address")
     return la
@@ -272,7 +283,7 @@ def extract_addresses_with_port(s: str
     [is_chassis_resident("port")]".  Returns (addresses, port name or
     None); addresses None when the element is unusable.  Text that is not
     is_chassis_resident(...) is logged and ignored, as in 23.03."""
-    la, ofs = _parse_addresses(s, True)
+    la, ofs = _parse_addresses(s)
     if la is None or ofs >= len(s):
         return la, None
     kind, text, i = _token(s, ofs)

@@ -68,7 +68,9 @@ def _pton6(text: str) -> bytes | None:
 def _scan_ip6(s: str, pos: int) -> tuple[bytes, int] | None:
     """OVS ipv6_parse_cidr_len() at 'pos': address[/prefix|/mask]."""
     m = _IP6.match(s, pos)
-    addr = _pton6(m.group(1)) if m else None
+    if m is None:
+        return None
+    addr = _pton6(m.group(1))
     if addr is None:
         return None
     end = m.end()

@@ -185,9 +185,9 @@ def garp_announcements(pbs: PortBindings, ifaces: Iterable[Iface],
                     add(f"{name}-noip", pb, la.mac, None)
             continue
         for text in pb.mac or ():
-            la = extract_lsp_addresses(text)
-            if la is not None:
-                add(name, pb, la.mac, la.ipv4[0][0] if la.ipv4 else None)
+            lsp = extract_lsp_addresses(text)
+            if lsp is not None:
+                add(name, pb, lsp.mac, lsp.ipv4[0][0] if lsp.ipv4 else None)
                 break
     return GarpPlan(entries, sources)
 

@@ -66,7 +66,8 @@ def _get_schema(remote: str, db_name: str, timeout_ms: int) -> dict:
             err, msg = rpc.recv()
             if msg is not None and msg.id == req.id:
                 if msg.type == ovs.jsonrpc.Message.T_REPLY:
-                    return msg.result
+                    schema: dict = msg.result
+                    return schema
                 raise DbError(f"get_schema failed: {msg.error}")
             if err and err != errno.EAGAIN:
                 break
@@ -107,6 +108,7 @@ def idl_connected(idl: ovs.db.idl.Idl) -> bool:
 
 def idl_remote(idl: ovs.db.idl.Idl) -> str:
     try:
-        return idl._session.get_name()
+        name: str = idl._session.get_name()
+        return name
     except Exception:  # pragma: no cover - python-ovs internals
         return "?"

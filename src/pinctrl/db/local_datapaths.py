@@ -96,10 +96,11 @@ def ha_chassis_group_is_active(group: Any, active_tunnels: AbstractSet[str],
         return True         # the only candidate
     if not active_tunnels:
         return False        # cut off from every other chassis
-    up = [(ha.priority, ref(ha.chassis).name) for ha in members
-          if ref(ha.chassis) is not None
-          and (ref(ha.chassis).name == chassis_name
-               or ref(ha.chassis).name in active_tunnels)]
+    up: list[tuple[int, str]] = [
+        (ha.priority, ref(ha.chassis).name) for ha in members
+        if ref(ha.chassis) is not None
+        and (ref(ha.chassis).name == chassis_name
+             or ref(ha.chassis).name in active_tunnels)]
     if not up:
         return False
     # A lone candidate may be active only if it still reaches one of the
@@ -196,9 +197,9 @@ def _is_root(pb: Any, chassis_name: str) -> bool:
         return (chassis_is(pb.chassis, chassis_name)
                 or is_additional_chassis(pb, chassis_name))
     if t == "l2gateway":
-        return pb.options.get("l2gateway-chassis") == chassis_name
+        return bool(pb.options.get("l2gateway-chassis") == chassis_name)
     if t == "l3gateway":
-        return pb.options.get("l3gateway-chassis") == chassis_name
+        return bool(pb.options.get("l3gateway-chassis") == chassis_name)
     if t in ("chassisredirect", "external"):
         return ha_chassis_group_contains(pb.ha_chassis_group, chassis_name)
     return False    # patch, localnet, localport, vtep, remote: never

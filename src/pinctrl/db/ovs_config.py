@@ -32,6 +32,8 @@ class OvsConfig:
     def __init__(self, remote: str, schema_json: dict) -> None:
         self.remote = remote
         self.idl = idl_util.make_idl(remote, schema_json, OVS_TABLES)
+        # chassis_inputs()'s last result, keyed by (IDL seqno, bridge).
+        self._inputs: tuple[tuple[int, str], ChassisInputs] | None = None
 
     def run(self) -> None:
         self.idl.run()
@@ -63,7 +65,7 @@ class OvsConfig:
         """br-int's interfaces (all but the bridge's own port) and the
         bridge-mapped networks; recomputed only when the IDL changed."""
         seqno = self.idl.change_seqno
-        cached = getattr(self, "_inputs", None)
+        cached = self._inputs
         if cached is not None and cached[0] == (seqno, br_int):
             return cached[1]
         tables = self.idl.tables

@@ -220,7 +220,7 @@ def prepare_ras(pbs: PortBindings) -> dict[str, RaEntry]:
             continue
         cfg, reason = parse_ra_config(pb.options)
         frame = build_ra_frame(cfg) if cfg is not None else None
-        if frame is None:
+        if cfg is None or frame is None:
             coverage.inc("pinctrl_ra_drop_bad_config")
             rl_log(vlog, "warn", _rl, f"{pb.logical_port}: "
                    f"{reason or 'Router Advertisement too big'}")

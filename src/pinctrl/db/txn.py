@@ -21,19 +21,25 @@ only if absent, update only if different), a retry never duplicates a row.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Hashable, Iterable, Protocol
+from typing import (TYPE_CHECKING, Callable, Generic, Hashable, Iterable,
+                    Protocol, TypeVar)
 
 import ovs.db.idl
 import ovs.poller
 import ovs.vlog
+from ovs.db.idl import Transaction as Txn
 
 from pinctrl.support import coverage
 from pinctrl.support.log import RateLimit, rl_log
 
+if TYPE_CHECKING:
+    from pinctrl.db.writers import SbContext
+
 vlog = ovs.vlog.Vlog("sb_txn")
 _rl = RateLimit(5, 5)
 
-Txn = ovs.db.idl.Transaction
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 RETRY_MIN_MS = 250
 RETRY_MAX_MS = 8000
 # Per writer: entries kept for retry while the DB is away.  Beyond this the
@@ -41,8 +47,8 @@ RETRY_MAX_MS = 8000
 MAX_PENDING = 65536
 
 
-class RetryQueue:
-    """What one writer still has to write (main thread only).
+class RetryQueue(Generic[K, V]):
+    """What one writer still has to write, K -> V (main thread only).
 
     'pending' holds entries not yet attempted (or put back after a failed
     attempt); 'in_flight' those carried by the transaction in flight.  A
@@ -52,15 +58,15 @@ class RetryQueue:
     __slots__ = ("pending", "in_flight", "merge", "cap", "drop_counter")
 
     def __init__(self, drop_counter: str,
-                 merge: Callable[[Any, Any], Any] | None = None,
+                 merge: Callable[[V, V], V] | None = None,
                  cap: int = MAX_PENDING) -> None:
-        self.pending: dict[Hashable, Any] = {}
-        self.in_flight: dict[Hashable, Any] = {}
+        self.pending: dict[K, V] = {}
+        self.in_flight: dict[K, V] = {}
         self.merge = merge
         self.cap = cap
         self.drop_counter = drop_counter
 
-    def add(self, entries: dict[Hashable, Any]) -> None:
+    def add(self, entries: dict[K, V]) -> None:
         """Merge entries taken from the handler."""
         pending = self.pending
         for key, value in entries.items():
@@ -70,8 +76,8 @@ class RetryQueue:
             pending[key] = value
         self._trim()
 
-    def start(self, due: Callable[[Any], bool] | None = None
-              ) -> list[tuple[Hashable, Any]]:
+    def start(self, due: Callable[[V], bool] | None = None
+              ) -> list[tuple[K, V]]:
         """Move the entries to attempt now (all, or those 'due') to
         in_flight and return them."""
         if due is None:
@@ -96,7 +102,7 @@ class RetryQueue:
         self.in_flight.clear()
         self._trim()
 
-    def drop(self, key: Hashable) -> None:
+    def drop(self, key: K) -> None:
         """Forget an in-flight entry that can never be written (e.g. its
         port no longer exists), so a failed transaction does not bring it
         back."""
@@ -123,7 +129,7 @@ class Writer(Protocol):
     def has_work(self, now: int) -> bool:
         """Whether write() would add operations now."""
 
-    def write(self, txn: Txn, ctx: Any, now: int) -> bool:
+    def write(self, txn: Txn, ctx: SbContext, now: int) -> bool:
         """Add this writer's operations to 'txn'; True if it added any."""
 
     def committed(self) -> None: ...
@@ -133,11 +139,15 @@ class Writer(Protocol):
     def next_due(self) -> int | None:
         """msec time of the next entry that becomes due, if any."""
 
+    def __len__(self) -> int:
+        """Entries still to write (pending and in flight)."""
+
 
 class TxnLoop:
     """One Southbound transaction at a time (OVN's ovsdb_idl_loop)."""
 
-    def __init__(self, idl: ovs.db.idl.Idl, writers: Iterable[Writer]):
+    def __init__(self, idl: ovs.db.idl.Idl,
+                 writers: Iterable[Writer]) -> None:
         self.idl = idl
         self.writers = list(writers)
         self.txn: Txn | None = None
@@ -149,13 +159,13 @@ class TxnLoop:
         self.n_failures = 0
         self.last_status: str | None = None
 
-    def run(self, ctx: Any, now: int, connected: bool) -> None:
+    def run(self, ctx: SbContext, now: int, connected: bool) -> None:
         """Main thread, after idl.run(): poll the transaction in flight,
         then start the next one if there is work."""
         for w in self.writers:
             w.collect(now)
         if self.txn is not None:
-            self._finish(self.txn.commit(), now)
+            self._finish(self.txn, self.txn.commit(), now)
             if self.txn is not None:
                 return
         if not connected or not self._may_retry(now):
@@ -170,7 +180,7 @@ class TxnLoop:
             txn.abort()
             return
         self.txn, self._txn_writers, self._seqno = txn, used, seqno
-        self._finish(txn.commit(), now)
+        self._finish(txn, txn.commit(), now)
 
     def _may_retry(self, now: int) -> bool:
         if self._retry_seqno is None:
@@ -180,10 +190,11 @@ class TxnLoop:
             return True
         return False
 
-    def _finish(self, status: str, now: int) -> None:
+    def _finish(self, txn: Txn, status: str, now: int) -> None:
+        """Main thread: act on 'status' of 'txn', the one in flight."""
         if status == Txn.INCOMPLETE:
             return
-        txn, writers = self.txn, self._txn_writers
+        writers = self._txn_writers
         self.txn, self._txn_writers = None, []
         self.last_status = status
         if status in (Txn.SUCCESS, Txn.UNCHANGED):

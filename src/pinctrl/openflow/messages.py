@@ -13,6 +13,7 @@ import struct
 
 from os_ken.ofproto import ofproto_protocol, ofproto_v1_5
 from os_ken.ofproto import ofproto_v1_5_parser as parser
+from os_ken.ofproto.ofproto_parser import MsgBase
 
 OFP15_VERSION = ofproto_v1_5.OFP_VERSION          # 0x06
 OFP_HEADER = struct.Struct("!BBHI")
@@ -32,7 +33,7 @@ class OpenFlowError(ValueError):
     """An OpenFlow message that cannot be parsed."""
 
 
-def _serialize(msg, xid: int) -> bytes:
+def _serialize(msg: MsgBase, xid: int) -> bytes:
     msg.set_xid(xid)
     msg.serialize()
     return bytes(msg.buf)
@@ -91,7 +92,7 @@ def header(buf: bytes) -> tuple[int, int, int, int]:
     return OFP_HEADER.unpack_from(buf, 0)
 
 
-def decode(buf: bytes):
+def decode(buf: bytes) -> MsgBase:
     """Parse one complete OpenFlow 1.5 message with os-ken.  Raises
     OpenFlowError on anything os-ken rejects (it raises a zoo of types)."""
     version, msg_type, length, xid = OFP_HEADER.unpack_from(buf, 0)

@@ -61,16 +61,16 @@ def _oxm(field: tuple[int, int, int], value: int, mask: int | None) -> bytes:
     full = (1 << (8 * width)) - 1
     if not 0 <= value <= full or (mask is not None and not 0 <= mask <= full):
         raise ValueError("set_field value or mask wider than the field")
-    masked = mask is not None and mask != full
-    length = 2 * width if masked else width
-    hdr = struct.pack("!I", (cls << 16) | (fid << 9) | (int(masked) << 8)
-                      | length)
-    body = value.to_bytes(width, "big")
-    if masked:
-        # OVS stores value & mask (a load never touches bits outside it).
-        body = (value & mask).to_bytes(width, "big") + \
-            mask.to_bytes(width, "big")
-    return hdr + body
+    if mask == full:
+        mask = None
+    length = width if mask is None else 2 * width
+    hdr = struct.pack("!I", (cls << 16) | (fid << 9)
+                      | (int(mask is not None) << 8) | length)
+    if mask is None:
+        return hdr + value.to_bytes(width, "big")
+    # OVS stores value & mask (a load never touches bits outside it).
+    return (hdr + (value & mask).to_bytes(width, "big")
+            + mask.to_bytes(width, "big"))
 
 
 def set_field(field: tuple[int, int, int], value: int,

@@ -14,9 +14,12 @@ decoder is tested against.
 from __future__ import annotations
 
 import struct
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from os_ken.ofproto import nicira_ext
+
+if TYPE_CHECKING:
+    from os_ken.ofproto.ofproto_v1_5_parser import NXTPacketIn2
 
 from pinctrl.openflow.oxm import Metadata, OxmError
 
@@ -56,7 +59,8 @@ class PacketIn:
         """OVN action opcode (include/ovn/actions.h struct action_header)."""
         if len(self.userdata) < OVN_ACTION_HEADER_LEN:
             raise PacketInError("packet-in userdata lacks action header")
-        return _U32.unpack_from(self.userdata, 0)[0]
+        opcode: int = _U32.unpack_from(self.userdata, 0)[0]
+        return opcode
 
     @property
     def args(self) -> bytes:
@@ -140,7 +144,7 @@ def _set_prop(pin: PacketIn, t: int, d: bytes) -> None:
     # OVS's own decoder is "loose" too.
 
 
-def from_os_ken(msg) -> PacketIn:
+def from_os_ken(msg: NXTPacketIn2) -> PacketIn:
     """Build a PacketIn from os-ken's parsed NXTPacketIn2.  os-ken keeps each
     property's raw payload (p.data), which is all we read; its own 'cookie'
     attribute ignores the property's 4 pad bytes, so it is not used."""

@@ -39,13 +39,13 @@ UDP_CSUM_OFS = 6
 _U16 = struct.Struct("!H")
 
 
-def csum(data: bytes, initial: int = 0) -> int:
+def csum(data: bytes | bytearray, initial: int = 0) -> int:
     """RFC 1071 Internet checksum of 'data' (odd length padded with a zero
     byte): the 16-bit value to store in the header.  'initial' is a partial
     one's-complement sum to start from (e.g. a pseudo-header sum)."""
     if len(data) % 2:
         data = bytes(data) + b"\0"
-    total = initial + sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = initial + sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -230,13 +230,14 @@ IP_DF = 0x4000
 def pseudo_sum_ipv4(src: bytes, dst: bytes, proto: int, length: int) -> int:
     """Partial one's-complement sum of the IPv4 pseudo-header, to pass as
     csum(..., initial=)."""
-    return sum(struct.unpack("!4H", src + dst)) + proto + length
+    words: tuple[int, ...] = struct.unpack("!4H", src + dst)
+    return sum(words) + proto + length
 
 
 def pseudo_sum_ipv6(src: bytes, dst: bytes, proto: int, length: int) -> int:
     """Partial sum of the IPv6 pseudo-header (RFC 8200 §8.1)."""
-    return (sum(struct.unpack("!16H", src + dst)) + (length >> 16)
-            + (length & 0xFFFF) + proto)
+    words: tuple[int, ...] = struct.unpack("!16H", src + dst)
+    return sum(words) + (length >> 16) + (length & 0xFFFF) + proto
 
 
 def compose_ipv4(eth_src: bytes, eth_dst: bytes, src: bytes, dst: bytes,

@@ -12,15 +12,18 @@ most for a pointer swap, never behind database work.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Hashable
+from typing import Callable, Generic, Hashable, TypeVar
 
 from pinctrl.support import coverage
 
 MAX_ENTRIES = 1000      # OVN's cap for each of these tables
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
-class Handover:
-    """One handler -> main table.
+
+class Handover(Generic[K, V]):
+    """One handler -> main table of K -> V.
 
     'merge(old, new)' decides what a put of an existing key keeps (default:
     the new value).  Written by the handler (put), emptied by the main
@@ -30,15 +33,15 @@ class Handover:
 
     def __init__(self, mutex: threading.Lock, drop_counter: str,
                  cap: int = MAX_ENTRIES,
-                 merge: Callable[[Any, Any], Any] | None = None) -> None:
+                 merge: Callable[[V, V], V] | None = None) -> None:
         self.mutex = mutex
         self.cap = cap
         self.drop_counter = drop_counter
         self.merge = merge
         # (mutex) key -> value; replaced, never mutated, by take().
-        self._entries: dict[Hashable, Any] = {}
+        self._entries: dict[K, V] = {}
 
-    def put(self, key: Hashable, value: Any) -> bool:
+    def put(self, key: K, value: V) -> bool:
         """Handler thread: add or update 'key'.  A new key beyond the cap
         is dropped and counted; returns whether the entry was stored."""
         with self.mutex:
@@ -56,7 +59,7 @@ class Handover:
             coverage.inc(self.drop_counter)
         return stored
 
-    def take(self) -> dict[Hashable, Any]:
+    def take(self) -> dict[K, V]:
         """Main thread: everything put since the last take()."""
         with self.mutex:
             if not self._entries:

@@ -31,6 +31,13 @@ class Learnt(NamedTuple):
     commit_at: int      # msec; the main thread writes it from then on
 
 
+# Keys of the handover tables (SharedState.put_*), handler -> main.
+MacBindingKey = tuple[int, int, bytes]  # (dp key, port key, IP as 16 bytes)
+FdbKey = tuple[int, bytes]              # (dp key, MAC bytes)
+EventKey = tuple[str, str, str]         # (vip, protocol, load_balancer)
+PortKey = tuple[int, int]               # (dp key, port key)
+
+
 def ipv4_mapped(ip4: int) -> bytes:
     return IPV4_MAPPED_PREFIX + ip4.to_bytes(4, "big")
 

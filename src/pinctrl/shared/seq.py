@@ -27,7 +27,7 @@ def _make_pipe() -> tuple[int, int]:
     return r, w
 
 
-def _close_pipe(obj) -> None:
+def _close_pipe(obj: object) -> None:
     """Close obj's pipe once (close() and __del__ may both run)."""
     for attr in ("_rfd", "_wfd"):
         fd = getattr(obj, attr, -1)

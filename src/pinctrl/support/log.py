@@ -12,7 +12,7 @@ import ovs.vlog
 _DATE_RE = re.compile(r"%(0?[1-9]?)([dD])(\{([^}]*)\})?")
 
 
-def _format_time(self, tmp: str) -> str:
+def _format_time(self: ovs.vlog.Vlog, tmp: str) -> str:
     """Replacement for python-ovs Vlog._format_time, whose '###' millisecond
     field formats str(ms / 1000) truncated ("15:47:48.26.Z" for 26.5 ms).
     Same pattern language: %d/%D with an optional {strftime} containing a

@@ -9,13 +9,16 @@ duplicate rows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Generic, Hashable, TypeVar
 
 import ovs.db.idl
 
 from pinctrl.db.local_datapaths import PortBindings
 from pinctrl.db.txn import RetryQueue
 from pinctrl.shared.handover import Handover
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 @dataclass
@@ -31,15 +34,15 @@ class SbContext:
     ports: PortBindings = field(default_factory=lambda: PortBindings(()))
 
 
-class HandoverWriter:
-    """The common part of the writers: collect from a handover table into
-    a retry queue, attempt everything pending."""
+class HandoverWriter(Generic[K, V]):
+    """The common part of the writers: collect from a handover table of
+    K -> V into a retry queue, attempt everything pending."""
     name = "?"
 
-    def __init__(self, handover: Handover, drop_counter: str,
-                 merge: Callable[[Any, Any], Any] | None = None) -> None:
+    def __init__(self, handover: Handover[K, V], drop_counter: str,
+                 merge: Callable[[V, V], V] | None = None) -> None:
         self.handover = handover
-        self.queue = RetryQueue(drop_counter, merge)
+        self.queue: RetryQueue[K, V] = RetryQueue(drop_counter, merge)
 
     def collect(self, now: int) -> None:
         taken = self.handover.take()
