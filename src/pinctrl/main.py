@@ -30,6 +30,7 @@ from pinctrl.daemon.metrics import MetricsServer, parse_address
 from pinctrl.daemon.sd_notify import Notifier
 from pinctrl.db import idl_util
 from pinctrl.db.ovs_config import OVS_DB_NAME, OvsConfig
+from pinctrl.handler.latency import DispatchLatency, Histogram
 from pinctrl.handler_thread import HEARTBEAT_MS, PinctrlHandler
 from pinctrl.sb_sync import SB_DB_NAME, SbSync
 from pinctrl.shared.seq import Latch
@@ -265,6 +266,8 @@ class Daemon:
         self.sb: SbSync | None = None
         self.handler: PinctrlHandler | None = None
         self.handler_started = 0.0
+        # Fed by the handler thread, kept across handler restarts.
+        self.latency = DispatchLatency()
         self.unixctl: ovs.unixctl.server.UnixctlServer | None = None
         self.metrics: MetricsServer | None = None
         self.started = time.monotonic()
@@ -310,7 +313,7 @@ class Daemon:
 
     def _start_handler(self) -> None:
         self.handler = PinctrlHandler(self.shared, self.args.ovs_rundir,
-                                      self.args.probe_interval)
+                                      self.args.probe_interval, self.latency)
         self.handler_started = time.monotonic()
         self.handler.start()
 
@@ -510,6 +513,10 @@ class Daemon:
         """Any thread (the metrics thread calls it on every scrape)."""
         return self.keepalive.check()
 
+    def dispatch_latency(self) -> dict[str, Histogram]:
+        """Any thread: the handler's dispatch latency histograms."""
+        return self.latency.snapshot()
+
     def metrics_gauges(self) -> dict[str, float]:
         """Any thread: the gauges the main loop last published."""
         return self.gauges
@@ -521,12 +528,8 @@ class Daemon:
         out = appctl.shared_sizes(self.shared)
         h = self.handler
         if h is not None:
-            tx = getattr(h.conn, "_tx_bytes", None)
-            if isinstance(tx, int):
-                out["openflow_tx_bytes"] = tx
-            bp = getattr(h.env, "buffered_packets", None)
-            if hasattr(bp, "__len__"):
-                out["buffered_packets"] = len(bp)
+            out["openflow_tx_bytes"] = h.openflow_tx_bytes()
+            out["buffered_packets"] = h.buffered_packets_summary()[1]
         return out
 
     def status_line(self) -> str:
