@@ -1,7 +1,7 @@
 """The benchmark sandbox: real OVS (netdev datapath) + OVN NB/SB + northd +
 ovn-controller, with the load generator's two interfaces in a netns.
 
-Built on tests/harness/sandbox.Sandbox (process spawning by pid, command log,
+Built on testbed.ovs_sandbox.Sandbox (process spawning by pid, command log,
 netns set-up, stop) with its own start():
 
     netns pinctrl-<tag>: eth0 (sw0-p1, 50:54:00:00:00:01) --veth-- br-int ofport 1
@@ -24,13 +24,8 @@ import signal
 import subprocess
 import time
 
-from tests.harness.sandbox import (
-    SB_SCHEMA,
-    VSWITCH_SCHEMA,
-    Sandbox,
-    SandboxError,
-    _connectable,
-)
+from testbed.ovs_sandbox import SB_SCHEMA, VSWITCH_SCHEMA, Sandbox, SandboxError
+from testbed.processes import connectable
 
 NB_SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema"
 OVN_BINARIES = ("ovn-northd", "ovn-controller", "ovn-nbctl", "ovn-appctl", "ovsdb-tool")
@@ -70,7 +65,7 @@ def missing_prerequisites() -> str | None:
     """Why the bench sandbox cannot run here, or None."""
     import shutil
 
-    from tests.harness.sandbox import missing_prerequisites as base
+    from testbed.ovs_sandbox import missing_prerequisites as base
     why = base(netdev=True)
     if why:
         return why
@@ -131,7 +126,7 @@ class BenchSandbox(Sandbox):
             f"--log-file={d}/ovn-northd.log", "-vconsole:off",
             f"--unixctl={d}/ovn-northd.ctl", f"--ovnnb-db={self.nb_db}",
             f"--ovnsb-db={self.sb_db}"],
-            ready=lambda: _connectable(f"{d}/ovn-northd.ctl"), pidfile=f"{d}/ovn-northd.pid")
+            ready=lambda: connectable(f"{d}/ovn-northd.ctl"), pidfile=f"{d}/ovn-northd.pid")
 
         self.vsctl("--no-wait", "set", "open", ".", "external_ids:system-id=hv1",
                    f"external_ids:ovn-remote={self.sb_db}",
@@ -158,7 +153,7 @@ class BenchSandbox(Sandbox):
         proc = self._spawn("ovn-controller", [
             "ovn-controller", "--no-chdir", f"--pidfile={d}/ovn-controller.pid",
             f"--log-file={d}/ovn-controller.log", "-vconsole:off", self.db],
-            ready=lambda: any(_connectable(f"{d}/ovn-controller.{p}.ctl")
+            ready=lambda: any(connectable(f"{d}/ovn-controller.{p}.ctl")
                               for p in self._procs["ovn-controller"].pids()),
             pidfile=f"{d}/ovn-controller.pid")
         self.controller_ctl = f"{d}/ovn-controller.{proc.popen.pid}.ctl"

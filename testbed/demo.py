@@ -3,7 +3,7 @@ topology, pinctrl-daemon in the foreground, a DHCP DISCOVER and REQUEST from
 sw0-p1, a one-line summary of every reply; then it waits for Ctrl-C and tears
 everything down (daemon and sandbox processes, by pid).
 
-    python -m tests.harness.demo [--keep] [--log-level info]
+    python -m testbed.demo [--keep] [--log-level info]
 """
 
 from __future__ import annotations
@@ -15,14 +15,10 @@ import struct
 import sys
 import time
 
-from .sandbox import (
-    Packet,
-    Sandbox,
-    SandboxError,
-    daemon_unavailable,
-    load_exchange,
-    missing_prerequisites,
-)
+from testbed.daemon_under_test import daemon_unavailable
+from testbed.golden import load_exchange
+from testbed.ovs_sandbox import Sandbox, SandboxError, missing_prerequisites
+from testbed.pcap import Packet
 
 DHCP_TYPES = {1: "DISCOVER", 2: "OFFER", 3: "REQUEST", 4: "DECLINE", 5: "ACK", 6: "NAK",
               7: "RELEASE", 8: "INFORM"}
@@ -88,7 +84,7 @@ def print_new(sb: Sandbox, mark: dict, seen: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.harness.demo", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m testbed.demo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--keep", action="store_true", help="keep the sandbox directory")
     ap.add_argument("--log-level", default="info", help="daemon console log level")

@@ -1,4 +1,5 @@
-"""Tiny incremental pcap reader (no scapy) for the tx_pcap files OVS writes.
+"""Tiny incremental pcap reader (no scapy) for the tx_pcap files OVS writes,
+and Packet, a frame captured on a named port.
 
 netdev-dummy appends one record per transmitted packet and flushes after each,
 but a reader may still see a half-written record: only complete records are
@@ -24,6 +25,18 @@ RECORD_HEADER_LEN = 16
 
 class PcapError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Packet:
+    """A frame transmitted on sandbox port 'port' at pcap time 'ts'."""
+    port: str
+    ts: float
+    data: bytes
+
+    @property
+    def hex(self) -> str:
+        return self.data.hex()
 
 
 @dataclass(frozen=True)

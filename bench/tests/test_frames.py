@@ -12,7 +12,7 @@ from bench.frames import WORKLOADS
 from bench.profile import parse_collapsed
 from bench.report import Results, table
 from pinctrl.packet import headers as pkt
-from tests.goldens import load_exchange
+from testbed.golden import load_exchange
 
 
 def _golden(name: str, kind: str, i: int = 0) -> bytes:

@@ -14,18 +14,32 @@ Fixtures:
   shared_netdev_sandbox / shared_netdev_daemon   netdev, one per test module;
                    the module's NETNS_PORTS (default ("gdvif1",)) names the
                    dummy ports replaced by network namespaces
+  sb_server        the golden Southbound alone (testbed.ovs_sandbox.SbServer)
+                   in the test's tmp_path; no root needed
+  sync             an SbSync (main thread's SB side) on sb_server, after its
+                   initial contents arrived
 On failure, the tails of the sandbox/daemon logs are attached to the report.
+
+These fixtures live here, not in tests/conftest.py, so that a test under
+tests/unit/ cannot ask for a server: unit tests stay pure.
 """
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from tests.harness.sandbox import (
-    Daemon,
+from pinctrl.sb_sync import SbSync
+from pinctrl.shared.state import SharedState
+from testbed.daemon_under_test import Daemon, daemon_unavailable
+from testbed.ovs_sandbox import (
+    SB_SCHEMA,
     Sandbox,
-    daemon_unavailable,
+    SbServer,
     missing_prerequisites,
+    sb_server_unavailable,
+    step_until_change,
 )
 from tests.helpers import unavailable
 
@@ -106,6 +120,39 @@ def shared_netdev_sandbox(request):
 @pytest.fixture(scope="module")
 def shared_netdev_daemon(shared_netdev_sandbox):
     yield from _until_teardown(_make_daemon(shared_netdev_sandbox))
+
+
+@pytest.fixture
+def sb_server(tmp_path):
+    reason = sb_server_unavailable()
+    if reason:
+        unavailable(reason)
+    srv = SbServer(tmp_path)
+    try:
+        srv.start()
+    except Exception as e:
+        srv.stop()
+        unavailable(f"SB ovsdb-server could not start: {e}")
+    yield from _until_teardown(srv)
+
+
+def sb_schema() -> dict:
+    """The installed OVN_Southbound schema, as SbSync takes it."""
+    with open(SB_SCHEMA) as f:
+        return json.load(f)
+
+
+@pytest.fixture
+def sync(sb_server):
+    shared = SharedState()
+    s = SbSync(shared, sb_server.remote, sb_schema())
+    try:
+        step_until_change(s)                # initial contents
+        yield s
+    finally:
+        s.close()
+        shared.handler_seq.close()
+        shared.main_seq.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

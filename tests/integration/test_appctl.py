@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.harness.sandbox import Daemon, load_exchange, replay_exchange
+from testbed.daemon_under_test import Daemon
+from testbed.golden import load_exchange, replay_exchange
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from bench.frames import WORKLOADS
 from bench.report import Results, table
 from bench.run import QUICK, Bench
 from bench.topology import BenchSandbox, missing_prerequisites
-from tests.harness.sandbox import daemon_unavailable
+from testbed.daemon_under_test import daemon_unavailable
 from tests.helpers import unavailable
 
 pytestmark = pytest.mark.integration

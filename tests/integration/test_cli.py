@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.harness.sandbox import daemon_executable, daemon_help, daemon_unavailable
+from testbed.daemon_under_test import daemon_executable, daemon_help, daemon_unavailable
 from tests.helpers import unavailable
 
 pytestmark = pytest.mark.integration

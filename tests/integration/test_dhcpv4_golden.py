@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.harness.sandbox import GOLDEN, load_exchange, replay_exchange
+from testbed.golden import GOLDEN, load_exchange, replay_exchange
 
 pytestmark = pytest.mark.integration
 

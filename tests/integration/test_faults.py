@@ -26,8 +26,8 @@ import time
 
 import pytest
 
-from tests.harness.sandbox import replay_exchange
-from tests.harness.unixctl_client import UnixctlClient
+from testbed.daemon_under_test import UnixctlClient
+from testbed.golden import replay_exchange
 from tests.integration.test_flood import Flood, garp, report
 
 # The cluster helpers and their fixture (servers started and stopped by

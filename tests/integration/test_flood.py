@@ -24,8 +24,8 @@ import time
 
 import pytest
 
-from tests.harness.sandbox import load_exchange
-from tests.harness.unixctl_client import UnixctlClient
+from testbed.daemon_under_test import UnixctlClient
+from testbed.golden import load_exchange
 
 pytestmark = pytest.mark.integration
 

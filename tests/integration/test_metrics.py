@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.harness.sandbox import load_exchange, replay_exchange
+from testbed.golden import load_exchange, replay_exchange
 
 pytestmark = pytest.mark.integration
 

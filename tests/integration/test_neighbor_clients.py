@@ -32,7 +32,8 @@ import time
 
 import pytest
 
-from tests.harness.sandbox import NETNS_MACS, SW0_P1_LLA, SW0_P1_MAC, eui64_lla
+from testbed.netns import eui64_lla
+from testbed.ovs_sandbox import NETNS_MACS, SW0_P1_LLA, SW0_P1_MAC
 from tests.helpers import unavailable
 from tests.integration.test_neighbor_golden import OvnControllerStandIn, sb_rows
 

@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from pinctrl.actions import load_all
-from tests.goldens import exchange_names
-from tests.harness.pcap import read_all
-from tests.harness.sandbox import PHYS_PORT, VIFS, load_exchange, replay_exchange
+from testbed.golden import exchange_names, load_exchange, replay_exchange
+from testbed.ovs_sandbox import PHYS_PORT, VIFS
+from testbed.pcap import read_all
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.harness.sandbox import parse_coverage
+from testbed.daemon_under_test import parse_coverage
 from tests.helpers import unavailable
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.harness.sandbox import load_exchange, replay_exchange
+from testbed.golden import load_exchange, replay_exchange
 
 pytestmark = pytest.mark.integration
 

@@ -3,16 +3,9 @@ golden exchanges that OVN answers purely with flows, byte for byte."""
 
 import pytest
 
-from tests.harness.pcap import PcapTail
-from tests.harness.sandbox import (
-    PATCH_INT,
-    TUNNEL,
-    VIFS,
-    golden_flows,
-    golden_groups,
-    load_exchange,
-    replay_exchange,
-)
+from testbed.golden import golden_flows, golden_groups, load_exchange, replay_exchange
+from testbed.ovs_sandbox import PATCH_INT, TUNNEL, VIFS
+from testbed.pcap import PcapTail
 
 pytestmark = pytest.mark.integration
 

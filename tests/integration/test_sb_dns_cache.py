@@ -2,16 +2,21 @@
 ovsdb-server holding the golden SB backup, following ovn-sbctl edits within
 one SbSync.run() after the IDL receives them.
 
-Needs ovsdb-server, ovsdb-tool, ovsdb-client and ovn-sbctl (skipped
-otherwise).  Everything started here is stopped by pid, also on failure.
+Needs ovsdb-server, ovsdb-tool, ovsdb-client and ovn-sbctl (conftest's
+sb_server fixture: skipped outside CI, failed in CI otherwise).
+Everything started here is stopped by pid, also on failure.
 """
 
 from __future__ import annotations
 
+import pytest
+
 from pinctrl.actions import dns as d
 from pinctrl.sb_sync import SbSync
-from tests.sb_server import sb_server, step_until_change, sync  # noqa: F401
+from testbed.ovs_sandbox import step_until_change
 from tests.unit.test_dns import GOLDEN_CACHE, GOLDEN_DNS_ID, dns_msg, frame4
+
+pytestmark = pytest.mark.integration
 
 
 def _answer(s: SbSync, name: str, dp: int = 1, qtype: int = d.TYPE_A):

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.sandbox import GOLDEN, _Proc, tail
+from testbed.golden import GOLDEN
+from testbed.processes import Proc, tail
 from tests.helpers import unavailable
 
 pytestmark = pytest.mark.integration
@@ -42,7 +43,7 @@ class Servers:
 
     def __init__(self, base: str) -> None:
         self.dir = base
-        self.procs: dict[str, _Proc] = {}
+        self.procs: dict[str, Proc] = {}
 
     def start(self, name: str, db: str, *remotes: str,
               extra: tuple[str, ...] = ()) -> int:
@@ -58,7 +59,7 @@ class Servers:
                                  stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, cwd=d,
                                  start_new_session=True)
-        self.procs[name] = _Proc(name, popen, f"{d}/{name}.pid")
+        self.procs[name] = Proc(name, popen, f"{d}/{name}.pid")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if popen.poll() is not None:

@@ -14,7 +14,7 @@ from pinctrl.handler import dispatch
 from pinctrl.openflow import messages as ofmsg
 from pinctrl.openflow.ofactions import reload_metadata, resubmit, set_pkt_mark
 from pinctrl.openflow.oxm import Metadata
-from tests import goldens
+from testbed import golden as goldens
 from tests.helpers import counter_delta as delta
 
 GW_MAC = bytes.fromhex("00000000fefe")

@@ -8,14 +8,15 @@ import struct
 
 import pytest
 
-from pinctrl.actions import REGISTRY, Resume, load_all
+from pinctrl.actions import REGISTRY, load_all
 from pinctrl.actions import dhcpv4 as d
+from pinctrl.actions.replies import Resume
 from pinctrl.handler import dispatch
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet import headers as pkt
 from pinctrl.support import coverage
-from tests import goldens
-from tests.helpers import VlogRecorder, counter_delta
+from testbed import golden as goldens
+from tests.helpers import counter_delta, record_logs
 
 MAC = bytes.fromhex("505400000001")
 OFFER = bytes([10, 0, 0, 11])
@@ -101,10 +102,7 @@ class Reply:
 
 @pytest.fixture
 def logs(monkeypatch):
-    rec = VlogRecorder()
-    monkeypatch.setattr(d, "vlog", rec)
-    monkeypatch.setattr(d, "_rate_limits", {})
-    return rec
+    return record_logs(monkeypatch, d)
 
 
 # --- golden exchanges ---------------------------------------------------------

@@ -9,12 +9,13 @@ import struct
 
 import pytest
 
-from pinctrl.actions import REGISTRY, Resume, load_all
+from pinctrl.actions import REGISTRY, load_all
 from pinctrl.actions import dhcpv6 as d
+from pinctrl.actions.replies import Resume
 from pinctrl.handler import dispatch
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet import headers as pkt
-from tests import goldens
+from testbed import golden as goldens
 from tests.helpers import counted, record_logs
 
 RESULT_HDR = bytes.fromhex("0001de1000000063")     # reg0[3], §5.3

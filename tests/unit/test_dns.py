@@ -12,8 +12,9 @@ import dns.message as dns_message  # noqa: E402  (dnspython: a test dependency)
 import dns.rdatatype  # noqa: E402  (dnspython, test extra)
 import pytest
 
-from pinctrl.actions import REGISTRY, Resume, load_all
+from pinctrl.actions import REGISTRY, load_all
 from pinctrl.actions import dns as d
+from pinctrl.actions.replies import Resume
 from pinctrl.db import dns_cache
 from pinctrl.handler import dispatch
 from pinctrl.openflow.oxm import Metadata
@@ -21,7 +22,7 @@ from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet import headers as pkt
 from pinctrl.shared.state import SharedState
 from pinctrl.support import coverage
-from tests import goldens
+from testbed import golden as goldens
 from tests.helpers import counted, record_logs
 
 # The SB DNS row of tests/golden/ovn-23.03/sb.backup.db (sw0 = dp key 1);

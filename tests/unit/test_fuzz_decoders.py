@@ -48,7 +48,7 @@ from pinctrl.packet.flow import extract
 from pinctrl.shared import handover
 from pinctrl.shared.state import SharedState
 from pinctrl.support import coverage
-from tests import goldens
+from testbed import golden as goldens
 
 # --- profiles ----------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from pinctrl.handler.garp_job import (
 )
 from pinctrl.openflow import messages as ofmsg
 from pinctrl.shared.records import GarpEntry
-from tests import goldens
+from testbed import golden as goldens
 from tests.helpers import counter_delta
 
 RESTART = "garp_after_controller_restart"

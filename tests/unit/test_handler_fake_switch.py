@@ -13,7 +13,7 @@ import pytest
 from pinctrl.handler_thread import PinctrlHandler
 from pinctrl.shared.state import SharedState
 from pinctrl.support import coverage
-from tests import goldens
+from testbed import golden as goldens
 
 HANDSHAKE = goldens.load_exchange("openflow_pinctrl_handshake")[
     "pinctrl_conn_non_packet_messages"]

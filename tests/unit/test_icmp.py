@@ -19,9 +19,9 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 
-from pinctrl.actions import REGISTRY, PacketOut, Resume
+from pinctrl.actions import REGISTRY
 from pinctrl.actions import icmp as m
-from pinctrl.actions.nested import NoReply
+from pinctrl.actions.replies import LogLine, NoReply, PacketOut, Resume
 from pinctrl.handler import dispatch
 from pinctrl.openflow.ofactions import reload_metadata, resubmit, set_reg
 from pinctrl.openflow.oxm import Metadata
@@ -29,7 +29,7 @@ from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet import headers as pkt
 from pinctrl.packet.flow import extract
 from pinctrl.support import coverage
-from tests import goldens
+from testbed import golden as goldens
 from tests.helpers import VlogRecorder
 from tests.helpers import counter_delta as delta
 
@@ -403,4 +403,5 @@ def test_frag_mtu_unusable_is_resumed_unchanged(frame, arg, counter):
 
 def test_noreply_is_an_exception_with_counter():
     e = NoReply("x", "y")
-    assert (e.counter, e.text, e.level) == ("x", "y", "warn")
+    assert (e.counter, e.log) == ("x", LogLine("warn", "y"))
+    assert NoReply("x").log is None         # count only

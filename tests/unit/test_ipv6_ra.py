@@ -32,7 +32,7 @@ from pinctrl.db.ra_plan import (
 from pinctrl.handler.ra_job import RaJob, ra_actions
 from pinctrl.openflow import messages as ofmsg
 from pinctrl.shared.records import RaEntry
-from tests import goldens
+from testbed import golden as goldens
 from tests.helpers import VlogRecorder, counted
 from tests.unit.test_garp import Env, FakePoller, Snap
 

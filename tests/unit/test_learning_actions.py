@@ -18,7 +18,7 @@ from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.shared.handover import MAX_ENTRIES
 from pinctrl.shared.records import Learnt, ipv4_mapped
 from pinctrl.shared.state import SharedState
-from tests.goldens import exchange_names, load_exchange, packet_in_from_hex
+from testbed.golden import exchange_names, load_exchange, packet_in_from_hex
 from tests.helpers import counter_delta
 
 

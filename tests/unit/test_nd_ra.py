@@ -19,15 +19,15 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 
-from pinctrl.actions import REGISTRY, Resume
+from pinctrl.actions import REGISTRY
 from pinctrl.actions import nd_ra as m
-from pinctrl.actions.nested import Reporter
+from pinctrl.actions.replies import Resume
 from pinctrl.db import ra_plan
 from pinctrl.handler import dispatch
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet import nd_options
-from tests import goldens
-from tests.helpers import VlogRecorder, counted
+from testbed import golden as goldens
+from tests.helpers import counted, record_logs
 from tests.helpers import counter_delta as delta
 
 OPCODE_HDR = bytes.fromhex("0000000800000000")
@@ -43,11 +43,7 @@ OVN_AT_RA = bytes.fromhex(
 
 @pytest.fixture
 def logs(monkeypatch):
-    rec = VlogRecorder()
-    monkeypatch.setattr(m, "reporter", Reporter(rec, 1000, 1000))
-    monkeypatch.setattr(m, "vlog", rec)
-    monkeypatch.setattr(m, "_rl_bad_result", m.RateLimit(1000, 1000))
-    return rec
+    return record_logs(monkeypatch, m)
 
 
 def rs(*extra, vlan: int | None = None, src="fe80::5254:ff:fe00:1",

@@ -19,10 +19,10 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
-from pinctrl.actions import REGISTRY, PacketOut, neighbor
+from pinctrl.actions import REGISTRY, neighbor
 from pinctrl.actions import env as action_env
 from pinctrl.actions import neighbor as m
-from pinctrl.actions.nested import Reporter
+from pinctrl.actions.replies import PacketOut, Reporter
 from pinctrl.handler import buffered_packets as bufp
 from pinctrl.handler import dispatch
 from pinctrl.openflow.ofactions import reload_metadata, resubmit
@@ -30,7 +30,7 @@ from pinctrl.openflow.oxm import Metadata
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet.flow import extract
 from pinctrl.support import coverage
-from tests import goldens
+from testbed import golden as goldens
 from tests.helpers import VlogRecorder
 from tests.helpers import counter_delta as delta
 

@@ -9,7 +9,7 @@ import pytest
 
 from pinctrl.openflow import ofactions as A
 from pinctrl.openflow.oxm import Metadata
-from tests import goldens
+from testbed import golden as goldens
 
 NESTED_OPCODES = {0, 3, 9, 10, 11, 12, 14, 20, 22, 24}
 

@@ -6,7 +6,7 @@ from pinctrl.openflow import messages as ofmsg
 from pinctrl.openflow.oxm import Metadata, OxmError, parse_result_dest
 from pinctrl.openflow.packet_in import PacketInError, decode_packet_in2, from_os_ken
 from pinctrl.openflow.resume import encode_resume
-from tests import goldens
+from testbed import golden as goldens
 
 HANDSHAKE = {m["msg"]: m for m in goldens.load_exchange(
     "openflow_pinctrl_handshake")["pinctrl_conn_non_packet_messages"]}

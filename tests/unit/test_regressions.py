@@ -22,7 +22,7 @@ from pinctrl.openflow.packet_in import PacketIn, decode_packet_in2
 from pinctrl.packet import headers as pkt
 from pinctrl.packet.flow import extract
 from pinctrl.support import coverage
-from tests import goldens
+from testbed import golden as goldens
 from tests.helpers import counter_delta
 
 UNIT = Path(__file__).resolve().parent

@@ -18,9 +18,10 @@ from scapy.layers.l2 import Dot1Q, Ether
 from scapy.layers.sctp import SCTP, SCTPChunkData, SCTPChunkInit
 from scapy.packet import Raw
 
-from pinctrl.actions import REGISTRY, PacketOut
+from pinctrl.actions import REGISTRY
 from pinctrl.actions import icmp as icmp_mod
 from pinctrl.actions import reset as m
+from pinctrl.actions.replies import PacketOut
 from pinctrl.handler import dispatch
 from pinctrl.openflow.ofactions import reload_metadata, resubmit
 from pinctrl.openflow.oxm import Metadata
@@ -28,7 +29,7 @@ from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet import headers as pkt
 from pinctrl.packet.flow import extract
 from pinctrl.support import coverage
-from tests import goldens
+from testbed import golden as goldens
 from tests.helpers import counter_delta as delta
 
 A_MAC, B_MAC = "50:54:00:00:00:01", "50:54:00:00:00:02"

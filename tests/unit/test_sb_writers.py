@@ -18,7 +18,7 @@ from pinctrl.sb_sync import SbSync
 from pinctrl.shared.records import Learnt, ipv4_mapped
 from pinctrl.shared.state import SharedState
 from pinctrl.support import coverage
-from tests.goldens import load_exchange
+from testbed.golden import load_exchange
 from tests.helpers import counter_delta
 from tests.sb_server import SCHEMA, sb_server, step_until_change  # noqa: F401
 
