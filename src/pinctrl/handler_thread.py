@@ -28,6 +28,7 @@ from pinctrl.shared.seq import Latch
 from pinctrl.shared.state import SharedState
 from pinctrl.support import coverage
 from pinctrl.support.log import RateLimit, rl_log
+from pinctrl.support.threadloop import run_until_exit
 
 vlog = ovs.vlog.Vlog("pinctrl")
 
@@ -106,14 +107,8 @@ class PinctrlHandler:
     def _main(self) -> None:
         """pinctrl_handler thread: loop until stop()."""
         vlog.info("pinctrl handler thread started")
-        while not self.exit_latch.is_set():
-            try:
-                self._run_once()
-            except Exception as e:          # never let the thread die
-                coverage.inc("pinctrl_handler_loop_exception")
-                rl_log(vlog, "err", self._rl,
-                       f"handler loop error: {type(e).__name__}: {e}")
-                time.sleep(0.01)
+        run_until_exit(self.exit_latch, self._run_once, "handler",
+                       "pinctrl_handler_loop_exception", vlog, self._rl)
         self.conn.set_target(None, ovs.timeval.msec())
         vlog.info("pinctrl handler thread exiting")
 

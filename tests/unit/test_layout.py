@@ -7,6 +7,8 @@ fails naming each import that crosses a line:
   handler side (handler/, actions/, handler_thread)  never imports  db/, sb_sync
   main side (db/, sb_sync)                            never imports  handler/, actions/, handler_thread
   actions/                                            never imports  handler/ (no upward import)
+  proxy/ (split mode's OpenFlow proxy, its own thread) imports no thread side, daemon or main;
+                                                      the handler and main sides never import it
   shared/, packet/, openflow/, support/               import no thread-side or daemon module
 """
 
@@ -22,9 +24,11 @@ PKG = SRC / "pinctrl"
 
 HANDLER_SIDE = ("pinctrl.handler", "pinctrl.actions", "pinctrl.handler_thread")
 MAIN_SIDE = ("pinctrl.db", "pinctrl.sb_sync")
+PROXY_SIDE = ("pinctrl.proxy",)
 NEUTRAL = ("pinctrl.shared", "pinctrl.packet", "pinctrl.openflow",
            "pinctrl.support")
-UPPER = HANDLER_SIDE + MAIN_SIDE + ("pinctrl.daemon", "pinctrl.main")
+DAEMON = ("pinctrl.daemon", "pinctrl.main")
+UPPER = HANDLER_SIDE + MAIN_SIDE + PROXY_SIDE + DAEMON
 
 
 def _under(module: str, prefixes: tuple[str, ...]) -> bool:
@@ -66,6 +70,12 @@ def _rules(importer: str) -> list[tuple[tuple[str, ...], str]]:
     if _under(importer, MAIN_SIDE):
         rules.append((HANDLER_SIDE,
                       "the main side never imports the handler side"))
+    if _under(importer, HANDLER_SIDE + MAIN_SIDE):
+        rules.append((PROXY_SIDE, "the thread sides never import proxy/"))
+    if _under(importer, PROXY_SIDE):
+        rules.append((HANDLER_SIDE + MAIN_SIDE + DAEMON,
+                      "proxy/ imports no thread side, daemon or main "
+                      "(the daemon passes in what it owns)"))
     if _under(importer, ("pinctrl.actions",)):
         rules.append((("pinctrl.handler", "pinctrl.handler_thread"),
                       "actions/ never imports upward into handler/"))
@@ -99,15 +109,23 @@ def test_every_module_is_in_a_side_folder():
                    "sb_sync.py"}
 
 
-@pytest.mark.parametrize("source, rule", [
-    ("from pinctrl.db.txn import TxnLoop\n", "handler side never imports"),
-    ("import pinctrl.handler.dispatch\n", "actions/ never imports upward"),
-    ("from pinctrl import sb_sync\n", "handler side never imports"),
+@pytest.mark.parametrize("folder, source, rule", [
+    ("actions", "from pinctrl.db.txn import TxnLoop\n",
+     "handler side never imports"),
+    ("actions", "import pinctrl.handler.dispatch\n",
+     "actions/ never imports upward"),
+    ("actions", "from pinctrl import sb_sync\n", "handler side never imports"),
+    ("proxy", "from pinctrl.actions import REGISTRY\n",
+     "proxy/ imports no thread side"),
+    ("proxy", "from pinctrl.daemon import cli\n",
+     "proxy/ imports no thread side"),
+    ("handler", "from pinctrl.proxy.server import OfProxy\n",
+     "never import proxy/"),
 ])
-def test_checker_names_the_offending_import(tmp_path, source, rule):
-    """The checker itself: an action importing across the line is caught,
+def test_checker_names_the_offending_import(tmp_path, folder, source, rule):
+    """The checker itself: a module importing across the line is caught,
     with file, line and rule."""
-    pkg = tmp_path / "pinctrl" / "actions"
+    pkg = tmp_path / "pinctrl" / folder
     pkg.mkdir(parents=True)
     (pkg / "bad.py").write_text("x = 1\n" + source)
     global SRC
@@ -116,5 +134,5 @@ def test_checker_names_the_offending_import(tmp_path, source, rule):
         bad = violations(tmp_path / "pinctrl")
     finally:
         SRC = saved
-    assert any(b.startswith("pinctrl/actions/bad.py:2: imports ")
+    assert any(b.startswith(f"pinctrl/{folder}/bad.py:2: imports ")
                and rule in b for b in bad), bad
