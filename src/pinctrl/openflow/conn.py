@@ -168,6 +168,9 @@ class OfConn:
             msg = self._pop_msg(now)
             if msg is not None or self.stream is None:
                 return msg
+            # ovs.reconnect lets an expired probe interval fire only after
+            # a receive attempt (jsonrpc.Session.recv() reports it too).
+            self.fsm.receive_attempted(now)
             err, data = self.stream.recv(RECV_CHUNK)
             if err == errno.EAGAIN:
                 return None
