@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import ovs.poller
+import ovs.timeval
 
 from testbed.daemon_under_test import Daemon
 from testbed.golden import GOLDEN, golden_flows, golden_groups
@@ -559,16 +560,17 @@ class SbServer(ProcessGroup):
 def step_until_change(s: Any, timeout: float = 10.0,
                       chassis: str | None = None) -> None:
     """Run main-loop steps of 's' (an SbSync, or anything with .idl,
-    run(chassis) and wait(poller)) until one run() call has seen an IDL
+    run(now, chassis) and wait(poller, now)) until one run() call has seen an IDL
     change (and so, in the same call, rebuilt what it derives)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         before = s.idl.change_seqno
-        s.run(chassis)
+        now = ovs.timeval.msec()
+        s.run(now, chassis)
         if s.idl.change_seqno != before:
             return
         poller = ovs.poller.Poller()
-        s.wait(poller)
+        s.wait(poller, now)
         poller.timer_wait(100)
         poller.block()
     raise AssertionError("no IDL change seen")

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import ovs.poller
+import ovs.timeval
 import pytest
 
 from pinctrl.sb_sync import SbSync
@@ -126,11 +127,12 @@ def step_until_change(s: SbSync, timeout: float = 10.0,
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         before = s.idl.change_seqno
-        s.run(chassis)
+        now = ovs.timeval.msec()
+        s.run(now, chassis)
         if s.idl.change_seqno != before:
             return
         poller = ovs.poller.Poller()
-        s.wait(poller)
+        s.wait(poller, now)
         poller.timer_wait(100)
         poller.block()
     raise AssertionError("no IDL change seen")

@@ -34,6 +34,7 @@ vlog = ovs.vlog.Vlog("pinctrl")
 
 MAX_MSGS_PER_RUN = 50       # as OVN: bounded work between other jobs
 HEARTBEAT_MS = 1000         # wake at least this often to prove liveness
+THREAD_NAME = "ovn_pinctrl"  # as OVN's; keep-alive and pinctrl/show use it
 NX_VENDOR_ID = 0x00002320
 NXT_PACKET_IN2 = 30
 _EXP_HDR = struct.Struct("!II")
@@ -70,7 +71,7 @@ class PinctrlHandler:
         self.heartbeat = 0.0
         self._conn_seqno = 0
         self._rl = RateLimit(5, 10)
-        self.thread = threading.Thread(target=self._main, name="ovn_pinctrl")
+        self.thread = threading.Thread(target=self._main, name=THREAD_NAME)
 
     # --- called by the main thread ------------------------------------------
     def start(self) -> None:

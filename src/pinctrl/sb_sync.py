@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ovs.db.idl
 import ovs.poller
-import ovs.timeval
 import ovs.vlog
 
 from pinctrl.db import idl_util
@@ -106,10 +105,11 @@ class SbSync:
         # Summary for pinctrl/show, rebuilt with the caches (main thread).
         self.summary: dict[str, int | bool] = {}
 
-    def run(self, chassis_name: str | None,
+    def run(self, now: int, chassis_name: str | None,
             inputs: ChassisInputs | None = None) -> None:
         """One main-loop step: pull DB updates, rebuild what changed, write
-        what the handler learnt.  'inputs' come from the local OVS DB."""
+        what the handler learnt.  'now' is ovs.timeval.msec() (the write
+        retries' clock); 'inputs' come from the local OVS DB."""
         self.idl.run()
         if self.ctx.chassis_name != chassis_name:
             self.ctx.chassis_name = chassis_name
@@ -119,7 +119,7 @@ class SbSync:
             self._rebuild(chassis_name)
         self._sync_local(chassis_name, inputs)
         self._release_buffered()
-        self.txn_loop.run(self.ctx, ovs.timeval.msec(), self.writes_ready())
+        self.txn_loop.run(self.ctx, now, self.writes_ready())
 
     def _notify(self, event, row, updates=None) -> None:
         """IDL hook (main thread, inside idl.run()): remember the table and
@@ -131,9 +131,10 @@ class SbSync:
         elif table == "DNS":
             self._dns_changed.add(row.uuid)
 
-    def wait(self, poller: ovs.poller.Poller) -> None:
+    def wait(self, poller: ovs.poller.Poller, now: int) -> None:
+        """Wake on DB traffic and when a write retry is due after 'now'."""
         self.idl.wait(poller)
-        self.txn_loop.wait(poller, ovs.timeval.msec(), self.writes_ready())
+        self.txn_loop.wait(poller, now, self.writes_ready())
 
     def close(self) -> None:
         self.idl.close()

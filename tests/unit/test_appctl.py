@@ -1,32 +1,21 @@
-"""appctl.py: the open command registry and the pure reports behind
-pinctrl/show, pinctrl/dns-cache and memory/show."""
+"""support/appctl.py: the open command registry, its generic reports, and
+the contract between the commands and the daemon: every command declares
+the context it reads, and the daemon's view (daemon/context.py) offers
+every member those declarations name."""
 
+import inspect
 import types
+import typing
 
 import ovs.unixctl
 import pytest
 
-from pinctrl.db.dns_cache import build_dns_cache
+import pinctrl.daemon.daemon  # noqa: F401  (imports every command module)
+from pinctrl.daemon import test_hooks
+from pinctrl.daemon.context import AppctlView
 from pinctrl.shared.state import SharedState
 from pinctrl.support import appctl
 from tests.helpers import counted
-
-
-def test_dns_cache_listing_is_sorted_with_addresses_or_ptr_value():
-    cache = build_dns_cache([
-        ("id1", {"vm1.ovn.test": "10.0.0.11 2001:db8::11",
-                 "11.0.0.10.in-addr.arpa": "vm1.ovn.test"}, [3]),
-        ("id2", {"vm2.ovn.test": "10.0.0.12"}, [1, 3]),
-    ])
-    assert appctl.format_dns_cache(cache) == (
-        "datapath 1 (1 names):\n"
-        "  vm2.ovn.test -> 10.0.0.12\n"
-        "datapath 3 (3 names):\n"
-        "  11.0.0.10.in-addr.arpa -> vm1.ovn.test\n"
-        "  vm1.ovn.test -> 10.0.0.11 2001:db8::11\n"
-        "  vm2.ovn.test -> 10.0.0.12\n")
-    assert appctl.dns_name_count(cache) == 4
-    assert appctl.format_dns_cache({}) == "DNS cache is empty\n"
 
 
 def test_shared_sizes_reports_every_sized_field_only():
@@ -57,32 +46,6 @@ def test_proc_status_kb(tmp_path):
     assert appctl.proc_status_kb("VmRSS") > 0          # this process
 
 
-def _idl_with_server_rows(*rows):
-    table = types.SimpleNamespace(
-        rows={i: types.SimpleNamespace(**r) for i, r in enumerate(rows)})
-    return types.SimpleNamespace(server_tables={"Database": table})
-
-
-@pytest.mark.parametrize("rows, want", [
-    ([], "unknown"),
-    ([{"name": "OVN_Southbound", "model": "standalone"}], "standalone"),
-    ([{"name": "_Server", "model": "standalone"},
-      {"name": "OVN_Southbound", "model": "clustered", "leader": True,
-       "connected": True}], "clustered, leader"),
-    ([{"name": "OVN_Southbound", "model": "clustered", "leader": False,
-       "connected": False}],
-     "clustered, follower, disconnected from the cluster"),
-])
-def test_sb_server_info(rows, want):
-    assert appctl.sb_server_info(_idl_with_server_rows(*rows),
-                                 "OVN_Southbound") == want
-
-
-def test_sb_server_info_before_the_idl_read_it():
-    assert appctl.sb_server_info(types.SimpleNamespace(),
-                                 "OVN_Southbound") == "unknown"
-
-
 class Conn:
     def __init__(self):
         self.replies, self.errors = [], []
@@ -94,11 +57,21 @@ class Conn:
         self.errors.append(text)
 
 
-def test_registered_command_runs_with_ctx_and_errors_are_replies(monkeypatch):
+@pytest.fixture
+def registry(monkeypatch):
+    """An empty registry and unixctl command table, restored afterwards."""
     monkeypatch.setattr(appctl, "COMMANDS", {})
     monkeypatch.setattr(appctl, "_ctx", None)
     monkeypatch.setattr(ovs.unixctl, "commands", {})
 
+
+def call(name, *args):
+    conn = Conn()
+    ovs.unixctl.commands[name].callback(conn, list(args), None)
+    return conn
+
+
+def test_registered_command_runs_with_ctx_and_errors_are_replies(registry):
     @appctl.command("test/echo", "[ARG]", 0, 1)
     def echo(ctx, args):
         return f"{ctx}:{' '.join(args)}\n"
@@ -106,9 +79,67 @@ def test_registered_command_runs_with_ctx_and_errors_are_replies(monkeypatch):
     appctl.install("CTX")
     # Registered after install: served at once.
     appctl.register("test/fail", lambda ctx, args: 1 / 0)
-    conn = Conn()
-    ovs.unixctl.commands["test/echo"].callback(conn, ["a"], None)
-    assert conn.replies == ["CTX:a\n"]
-    counted(lambda: ovs.unixctl.commands["test/fail"].callback(
-        conn, [], None), "appctl_command_error")
+    assert call("test/echo", "a").replies == ["CTX:a\n"]
+    conn = counted(lambda: call("test/fail"), "appctl_command_error")
     assert conn.errors and "ZeroDivisionError" in conn.errors[0]
+
+
+def test_stall_hook_hands_a_job_over_and_unstall_releases_it(registry):
+    jobs = []
+    test_hooks.register_test_hooks(jobs.append)
+    appctl.install(None)
+    assert call("pinctrl/test-stall-handler", "600").replies == [
+        "handler thread stalls for up to 60 s\n"]       # capped
+    (job,) = jobs
+    assert job.run(None, 0) == [] and not job.release.is_set()
+    assert call("pinctrl/test-unstall").replies == ["released 1 stalls\n"]
+    assert job.release.is_set()
+    job.wait(None, 0)                   # released: returns at once
+    assert job.used
+    assert test_hooks.release_test_stalls() == 0
+
+
+def test_test_hooks_only_with_the_environment_variable():
+    assert test_hooks.enabled({"PINCTRL_TEST_HOOKS": "1"})
+    assert not test_hooks.enabled({"PINCTRL_TEST_HOOKS": "yes"})
+    assert not test_hooks.enabled({})
+
+
+# --- the commands' contexts ---------------------------------------------------
+
+def _members(protocol: type) -> set[str]:
+    """The names a Protocol (and the Protocols it extends) declares."""
+    names = set()
+    for base in protocol.__mro__:
+        if base in (object, typing.Protocol, typing.Generic):
+            continue
+        names |= {n for n in (*vars(base), *getattr(base, "__annotations__", {}))
+                  if not n.startswith("_")}
+    return names
+
+
+def _ctx_type(fn) -> type:
+    first = next(iter(inspect.signature(fn).parameters))
+    return typing.get_type_hints(fn)[first]
+
+
+def test_every_command_declares_a_context_the_daemon_view_offers():
+    assert {"pinctrl/show", "pinctrl/dns-cache", "memory/show",
+            "coverage/show", "pinctrl/garp", "pinctrl/ipv6-ra",
+            "pinctrl/buffered-packets", "pinctrl/mac-bindings"} <= set(
+                appctl.COMMANDS)
+    view = set(dir(AppctlView))
+    for name, cmd in appctl.COMMANDS.items():
+        ctx = _ctx_type(cmd.fn)
+        assert appctl.CommandContext in ctx.__mro__, name
+        missing = _members(ctx) - view
+        assert not missing, f"{name}: the daemon's view lacks {missing}"
+
+
+def test_the_view_is_narrow():
+    """Only the members the commands name: no way back to the daemon."""
+    declared = set()
+    for cmd in appctl.COMMANDS.values():
+        declared |= _members(_ctx_type(cmd.fn))
+    public = {n for n in dir(AppctlView) if not n.startswith("_")}
+    assert public == declared

@@ -79,15 +79,15 @@ def idl(sb_server):  # noqa: F811
 
 class IdlStep:
     """Our IDL in the shape tests.sb_server.step_until_change() drives
-    (an SbSync: run(chassis), wait(poller), .idl)."""
+    (an SbSync: run(now, chassis), wait(poller, now), .idl)."""
 
     def __init__(self, idl) -> None:
         self.idl = idl
 
-    def run(self, _chassis) -> None:
+    def run(self, now, _chassis) -> None:
         self.idl.run()
 
-    def wait(self, poller) -> None:
+    def wait(self, poller, now) -> None:
         self.idl.wait(poller)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from ovs.timeval import msec
 
 from pinctrl.db.ovs_config import ChassisInputs
 from pinctrl.handler import dispatch
@@ -29,7 +30,7 @@ def sync(sb_server):  # noqa: F811
     s = SbSync(SharedState(), sb_server.remote, json.loads(SCHEMA.read_text()))
     try:
         step_until_change(s)
-        s.run(CHASSIS, INPUTS)
+        s.run(msec(), CHASSIS, INPUTS)
         yield s
     finally:
         s.close()
@@ -44,11 +45,11 @@ class _WithInputs:
     def __init__(self, s: SbSync) -> None:
         self.s, self.idl = s, s.idl
 
-    def run(self, _chassis) -> None:
-        self.s.run(CHASSIS, INPUTS)
+    def run(self, now, _chassis) -> None:
+        self.s.run(now, CHASSIS, INPUTS)
 
-    def wait(self, poller) -> None:
-        self.s.wait(poller)
+    def wait(self, poller, now) -> None:
+        self.s.wait(poller, now)
 
 
 def test_golden_snapshots_published(sync):
@@ -58,7 +59,7 @@ def test_golden_snapshots_published(sync):
     assert list(ras) == ["lr0-sw1"]
     # Nothing changed: the same snapshot, no new version, no wake-up.
     seq = sync.shared.handler_seq.read()
-    sync.run(CHASSIS, INPUTS)
+    sync.run(msec(), CHASSIS, INPUTS)
     assert sync.shared.get_garp()[0] == 1
     assert sync.shared.handler_seq.read() == seq
 
@@ -107,7 +108,7 @@ def test_interfaces_change_the_announcements(sync):
     """public-p5 is announced only while its interface is on br-int."""
     without = ChassisInputs(tuple(i for i in IFACES
                                   if i.iface_id != "public-p5"), NETWORKS)
-    sync.run(CHASSIS, without)
+    sync.run(msec(), CHASSIS, without)
     assert "public-p5" not in sync.shared.get_garp()[1]
-    sync.run(CHASSIS, INPUTS)
+    sync.run(msec(), CHASSIS, INPUTS)
     assert "public-p5" in sync.shared.get_garp()[1]

@@ -13,6 +13,7 @@ import signal
 import time
 
 import pytest
+from ovs.timeval import msec
 
 from pinctrl.sb_sync import SbSync
 from pinctrl.shared.records import Learnt, ipv4_mapped
@@ -61,12 +62,12 @@ def settle(*syncs: SbSync, rounds: int = 40) -> None:
     no transaction is in flight."""
     for _ in range(rounds):
         for s in syncs:
-            s.run(HV1)
+            s.run(msec(), HV1)
         if all(s.txn_loop.txn is None and
                not any(len(w) for w in s.txn_loop.writers)
                for s in syncs):
             for s in syncs:     # let the IDL see the committed rows
-                s.run(HV1)
+                s.run(msec(), HV1)
             return
         for s in syncs:
             try:
@@ -133,7 +134,7 @@ def test_ipv6_binding_text_as_inet_ntop(sync, sb_server):
 def test_jittered_binding_waits_for_its_commit_time(sync, sb_server):
     import ovs.timeval
     learn(sync, MAC_A, commit_at=ovs.timeval.msec() + 60_000)
-    sync.run(HV1)
+    sync.run(msec(), HV1)
     assert sync.txn_loop.txn is None and mac_bindings(sb_server) == []
     assert sync.mac_bindings.next_due() is not None
 
@@ -152,7 +153,7 @@ def test_binding_learnt_while_sb_down_is_written_after(sync, sb_server):
     learn(sync, MAC_A)
     learn(sync, MAC_B, ip16=ipv4_mapped(0xac1000fd))
     for _ in range(5):
-        sync.run(HV1)
+        sync.run(msec(), HV1)
     assert len(sync.mac_bindings.queue) == 2        # kept, not lost
     sb_server.launch()
     settle(sync, rounds=100)
@@ -180,11 +181,11 @@ def test_failed_transaction_is_retried(sync, sb_server):
     retries = coverage.get("sb_txn_retry")
     os.kill(sb_server.pid, signal.SIGSTOP)
     learn(sync, MAC_A)
-    sync.run(HV1)
+    sync.run(msec(), HV1)
     assert sync.txn_loop.txn is not None        # sent, never answered
     _kill_frozen(sb_server)
     for _ in range(5):
-        sync.run(HV1)
+        sync.run(msec(), HV1)
     # python-ovs fails it only once the session reconnects; meanwhile the
     # entry stays in flight.
     assert len(sync.mac_bindings.queue) == 1
@@ -202,8 +203,8 @@ def test_two_concurrent_writers_leave_one_row(sync, sb_server):
         learn(sync, MAC_A)
         learn(other, MAC_B)
         # Both build their transaction from an IDL without the row.
-        sync.run(HV1)
-        other.run(HV1)
+        sync.run(msec(), HV1)
+        other.run(msec(), HV1)
         settle(sync, other, rounds=100)
         got = mac_bindings(sb_server)
         assert len(got) == 1

@@ -200,11 +200,12 @@ class BufferedPackets:
 
 
 @appctl.command("pinctrl/buffered-packets")
-def _cmd_buffered_packets(ctx, args: list[str]) -> str:
+def _cmd_buffered_packets(ctx: appctl.CommandContext, args: list[str]
+                          ) -> str:
     """ovs-appctl pinctrl/buffered-packets (main thread): how many frames
     wait for a neighbour resolution (the map itself is handler-private;
     summary() reads two ints)."""
-    keys, frames = ctx.handler.env.buffered_packets.summary()
+    keys, frames = ctx.buffered_packets_summary()
     return (f"next hops awaited: {keys}, frames buffered: {frames} "
             f"(caps: {MAX_KEYS} next hops x {MAX_FRAMES_PER_KEY} frames, "
             f"{TIMEOUT_MS // 1000} s)\n")

@@ -214,7 +214,7 @@ class GarpJob(DeadlineJob):
 
 
 @appctl.command("pinctrl/garp")
-def _cmd_garp(ctx, args: list[str]) -> str:
+def _cmd_garp(ctx: appctl.CommandContext, args: list[str]) -> str:
     """ovs-appctl pinctrl/garp (main thread): the announcement set the
     handler works from (name: MAC, IPv4 or RARP, datapath/port keys)."""
     version, entries = ctx.shared.get_garp()

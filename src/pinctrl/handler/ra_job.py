@@ -99,7 +99,7 @@ class RaJob(DeadlineJob):
 
 
 @appctl.command("pinctrl/ipv6-ra")
-def _cmd_ipv6_ra(ctx, args: list[str]) -> str:
+def _cmd_ipv6_ra(ctx: appctl.CommandContext, args: list[str]) -> str:
     """ovs-appctl pinctrl/ipv6-ra (main thread): the router ports sending
     periodic RAs, their intervals and where the RA is injected."""
     version, entries = ctx.shared.get_ras()

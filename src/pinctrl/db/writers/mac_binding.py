@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 import ovs.db.idl
 import ovs.vlog
@@ -190,11 +190,18 @@ def resolved_neighbors(rows: Iterable[Any], ctx: SbContext
     return out
 
 
+class MacBindingsContext(appctl.CommandContext, Protocol):
+    """What pinctrl/mac-bindings reads besides the shared state."""
+
+    @property
+    def mac_bindings(self) -> MacBindingWriter: ...
+
+
 @appctl.command("pinctrl/mac-bindings")
-def _cmd_mac_bindings(ctx, args: list[str]) -> str:
+def _cmd_mac_bindings(ctx: MacBindingsContext, args: list[str]) -> str:
     """ovs-appctl pinctrl/mac-bindings (main thread): learnt bindings not
     yet in the SB, and the last ones written."""
-    w: MacBindingWriter = ctx.sb.mac_bindings
+    w = ctx.mac_bindings
     lines = [f"handed over by the handler, not yet taken: "
              f"{len(ctx.shared.put_mac_bindings)}",
              f"pending: {len(w.queue.pending) + len(w.local.pending)}, "
