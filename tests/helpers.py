@@ -56,12 +56,12 @@ def counter_delta(name: str, fn):
     return out, coverage.get(name) - before
 
 
-def record_logs(monkeypatch, module, rl_attr: str = "_rl"):
-    """Replace 'module'.vlog with a VlogRecorder and its rate limit
-    'rl_attr' with a generous one; return the recorder (the body of the
-    `logs` fixtures)."""
+def record_logs(monkeypatch, module):
+    """Replace the actions.replies.Reporter 'module'.reporter with one
+    that writes to a VlogRecorder through generous rate limits; return
+    the recorder (the body of the action tests' `logs` fixtures)."""
+    from pinctrl.actions.replies import Reporter
     rec = VlogRecorder()
-    monkeypatch.setattr(module, "vlog", rec)
-    monkeypatch.setattr(module, rl_attr, module.RateLimit(1000, 1000))
+    monkeypatch.setattr(module, "reporter", Reporter(rec, 1000, 1000))
     return rec
 

@@ -1,46 +1,36 @@
 """OVN controller actions, one module per opcode family, registered by
-opcode number (include/ovn/actions.h, reference §6).
+opcode number (include/ovn/actions.h enum action_opcode).
 
 An action handler is a pure function called by the pinctrl_handler thread:
 
-    handler(pin: PacketIn, env: HandlerEnv) -> Reply | list[Reply] | None
+    handler(pin: PacketIn, env: HandlerEnv = NO_ENV, now: int = 0)
+        -> Resume | PacketOut | None            (an ActionFn)
 
 It parses pin.args (the userdata after the 8-byte header), builds reply
-packets and returns what to send; it never does I/O.  The dispatcher
-(pinctrl.dispatch) encodes the replies, and guarantees that a paused
-packet-in is resumed exactly once even if the handler raises.
+packets and returns what to send (actions.replies); it never does I/O.
+The dispatcher (handler.dispatch) encodes the replies, and guarantees that
+a paused packet-in is resumed exactly once even if the handler raises.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Protocol, TypeVar
 
-from pinctrl.openflow.oxm import OxmError, ResultDest, parse_result_dest
-from pinctrl.support import coverage
-from pinctrl.support.log import RateLimit, rl_log
+from pinctrl.actions.env import HandlerEnv
+from pinctrl.actions.replies import Reply
+from pinctrl.openflow.packet_in import PacketIn
 
+class ActionFn(Protocol):
+    """What @action registers: (pin, env, now) -> the reply to send, or
+    None.  'env' and 'now' have defaults (NO_ENV, 0) so that an action can
+    be called with its packet-in alone (tests, harnesses)."""
 
-@dataclass(slots=True)
-class Resume:
-    """Answer a paused packet-in with NXT_RESUME.  If 'dest' is set, the
-    result bit 'dest' is written with 'result' (§5.3); if 'dest' is None the
-    metadata is echoed unchanged (the result header itself was unusable)."""
-    packet: bytes
-    dest: ResultDest | None = None
-    result: bool = False
-
-
-@dataclass(slots=True)
-class PacketOut:
-    """An OFPT_PACKET_OUT: 'actions' are OpenFlow 1.5 action bytes."""
-    packet: bytes
-    actions: bytes
-
-
-Reply = Resume | PacketOut
+    def __call__(self, pin: PacketIn, env: HandlerEnv = ...,
+                 now: int = ...) -> Reply | None: ...
 
 
 @dataclass(slots=True, frozen=True)
@@ -48,16 +38,19 @@ class Action:
     opcode: int
     name: str           # OVN's name (ovnact_op_to_string), for logs
     pause: bool         # flows use controller(pause): must NXT_RESUME
-    handler: Callable
+    handler: ActionFn
     counter: str        # coverage counter of its packet-ins
 
 
 REGISTRY: dict[int, Action] = {}
+_F = TypeVar("_F", bound=ActionFn)
 
 
-def action(opcode: int, name: str, pause: bool = False) -> Callable:
-    """Decorator: register 'fn' as the handler of 'opcode'."""
-    def register(fn: Callable) -> Callable:
+def action(opcode: int, name: str,
+           pause: bool = False) -> Callable[[_F], _F]:
+    """Decorator: register 'fn' as the handler of 'opcode' (and keep its
+    own, more precise, type)."""
+    def register(fn: _F) -> _F:
         if opcode in REGISTRY:
             raise ValueError(f"opcode {opcode} registered twice")
         REGISTRY[opcode] = Action(opcode, name, pause, fn,
@@ -71,24 +64,3 @@ def load_all() -> dict[int, Action]:
     for mod in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{mod.name}")
     return REGISTRY
-
-
-def result_action(pin, process: Callable[[bytes], bytes | None],
-                  counter_prefix: str, vlog, rl: RateLimit) -> Resume:
-    """The common shape of the "R = action(...)" handlers (§5.3): parse
-    the result destination from the userdata, call process(rest) with the
-    userdata after it, and resume with the reply it returns and result 1,
-    or with the original packet and result 0 when it returns None.  An
-    unusable destination is counted as counter_prefix + "bad_result",
-    warned about like 23.03, and the packet resumed with its metadata
-    unchanged.  Called by the pinctrl_handler thread."""
-    try:
-        dest, rest = parse_result_dest(pin.args)
-    except OxmError as e:
-        coverage.inc(counter_prefix + "bad_result")
-        rl_log(vlog, "warn", rl, f"bad result OXM ({e})")
-        return Resume(pin.packet, None)
-    reply = process(rest)
-    if reply is None:
-        return Resume(pin.packet, dest, False)
-    return Resume(reply, dest, True)

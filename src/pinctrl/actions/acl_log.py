@@ -1,4 +1,4 @@
-"""ACL logging: log (LOG, 7), lib/acl-log.c handle_acl_log (reference §7.5).
+"""ACL logging: log (LOG, 7), lib/acl-log.c handle_acl_log().
 
 The userdata after the action header is u8 verdict, u8 severity and the
 ACL name (no terminator).  23.03 prints one INFO line in vlog module
@@ -8,7 +8,7 @@ ACL name (no terminator).  23.03 prints one INFO line in vlog module
 
 with the name JSON-escaped ("<unnamed>" if empty), <d> "from-lport" when
 the packet-in's table id is below 42 (OFTABLE_LOG_EGRESS_PIPELINE) and
-<flow> OVS's flow_format() of the packet headers (pinctrl.flow).  Nothing
+<flow> OVS's flow_format() of the packet headers (packet.flow).  Nothing
 is sent back; the pipeline already went on.
 
 Deviations (docs/opcodes.md): the line is rate-limited (23.03 relies only

@@ -1,11 +1,13 @@
 """trigger_event (EVENT, opcode 15): a load balancer without backends.
 
-Called by the pinctrl_handler thread.  Userdata (§7.9): be32 event type,
+Called by the pinctrl_handler thread.  Userdata (lib/actions.c
+encode_TRIGGER_EVENT(), read by controller/pinctrl.c
+pinctrl_handle_event()): be32 event type,
 then options (be16 code, be16 length, bytes; no padding).  23.03 knows one
 event, empty_lb_backends, with options vip (1), protocol (2) and
 load_balancer (3), all required.  The event is handed to the main thread
 (SharedState.controller_events, de-duplicated by its options), which
-inserts an SB Controller_Event row (pinctrl.writers.controller_event).
+inserts an SB Controller_Event row (db/writers/controller_event.py).
 Nothing is sent: the packet was not paused.
 """
 
@@ -17,12 +19,11 @@ import ovs.vlog
 
 from pinctrl.actions import action
 from pinctrl.actions.env import NO_ENV, HandlerEnv
+from pinctrl.actions.replies import NoReply, Reporter
 from pinctrl.openflow.packet_in import PacketIn
-from pinctrl.support import coverage
-from pinctrl.support.log import RateLimit, rl_log
 
 vlog = ovs.vlog.Vlog("pinctrl")
-_rl = RateLimit(5, 5)
+reporter = Reporter(vlog, 5, 5, default_site="trigger_event")
 
 EVENT_EMPTY_LB_BACKENDS = 0
 EVENT_NAMES = {EVENT_EMPTY_LB_BACKENDS: "empty_lb_backends"}
@@ -68,12 +69,12 @@ def parse_event(args: bytes) -> tuple[str, tuple[str, str, str]] | str:
 
 @action(15, "trigger_event")
 def trigger_event(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> None:
+                  now: int = 0) -> None:
     """Opcode 15: hand an empty_lb_backends event to the main thread."""
     parsed = parse_event(pin.args)
     if isinstance(parsed, str):
-        coverage.inc("pinctrl_drop_bad_event")
-        rl_log(vlog, "warn", _rl, f"trigger_event: {parsed}")
+        reporter.report(NoReply("pinctrl_drop_bad_event",
+                                f"trigger_event: {parsed}"))
         return
     if env.shared is None:
         return

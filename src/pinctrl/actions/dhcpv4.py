@@ -1,6 +1,7 @@
 """put_dhcp_opts (opcode 2): answer a DHCPv4 request, as OVN 23.03 does.
 
-Reference §8 (pinctrl_handle_put_dhcp_opts).  The logical flow
+controller/pinctrl.c pinctrl_handle_put_dhcp_opts(); the flows are
+northd/northd.c build_dhcpv4_action().  The logical flow
 `reg0[3] = put_dhcp_opts(offerip = A, opts...)` pauses the client's
 DISCOVER/REQUEST/INFORM/RELEASE/DECLINE; we turn it into the reply in place
 and resume it with the result bit set; the next logical table swaps the
@@ -15,8 +16,9 @@ Two layers:
 
 Byte compatibility with 23.03 is the goal, quirks included: the options are
 the userdata TLVs verbatim (no minimum-size padding), 4 zero bytes surround
-END, the UDP checksum is 0 and the IPv4 checksum covers only the first 20
-header bytes (IP options, if any, are copied but not summed).
+END, the UDP checksum is 0.  Deviation (docs/compat.md #6): the IPv4
+header checksum covers the whole header, IP options included (23.03 sums
+only the first 20 bytes).
 """
 
 from __future__ import annotations
@@ -27,9 +29,16 @@ from typing import NamedTuple
 
 import ovs.vlog
 
-from pinctrl.actions import Resume, action
+from pinctrl.actions import action
 from pinctrl.actions.env import NO_ENV, HandlerEnv
-from pinctrl.openflow.oxm import OxmError, parse_result_dest
+from pinctrl.actions.replies import (
+    LogLine,
+    NoReply,
+    Outcome,
+    Reporter,
+    Resume,
+    result_action,
+)
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet.headers import (
     ETH_TYPE_IP,
@@ -43,8 +52,6 @@ from pinctrl.packet.headers import (
     ipv4_parse,
     ipv4_set_csum,
 )
-from pinctrl.support import coverage
-from pinctrl.support.log import RateLimit, rl_log
 
 vlog = ovs.vlog.Vlog("pinctrl")
 
@@ -79,32 +86,10 @@ _U16 = struct.Struct("!H")
 COUNTER_PREFIX = "pinctrl_dhcpv4_drop_"
 
 
-class LogLine(NamedTuple):
-    level: str      # "info" | "warn"
-    kind: str       # rate-limit bucket (one per 23.03 call site)
-    text: str
-
-
-class Outcome(NamedTuple):
-    """What process() decided.  reply is the new frame (None: resume the
-    request unchanged with result 0); counter names the coverage counter
-    to bump, if any."""
-    reply: bytes | None
-    logs: tuple[LogLine, ...]
-    counter: str | None = None
-
-
-BROADCAST_IP = b"\xff\xff\xff\xff"
-
-
-class DhcpReject(Exception):
+def _reject(reason: str, text: str) -> NoReply:
     """A request 23.03 does not answer: 'reason' completes the coverage
     counter name, 'text' is 23.03's warning."""
-
-    def __init__(self, reason: str, text: str) -> None:
-        super().__init__(text)
-        self.reason = reason
-        self.text = text
+    return NoReply(COUNTER_PREFIX + reason, text)
 
 
 class DhcpArgs(NamedTuple):
@@ -124,52 +109,53 @@ class DhcpRequest(NamedTuple):
 
 def parse_args(rest: bytes) -> DhcpArgs:
     """Pure.  Split the userdata left after the result header and offset
-    (§8.2): 4-byte offer IP, then at least one option byte.  Raises
-    DhcpReject."""
+    (lib/actions.c encode_PUT_DHCPV4_OPTS()): 4-byte offer IP, then at
+    least one option byte.  Raises NoReply."""
     if len(rest) < 4:
-        raise DhcpReject("bad_userdata",
-                         "offset or offer_ip not present in the userdata")
+        raise _reject("bad_userdata",
+                      "offset or offer_ip not present in the userdata")
     if len(rest) == 4:
-        raise DhcpReject("bad_userdata",
-                         "DHCP options not present in the userdata")
+        raise _reject("bad_userdata",
+                      "DHCP options not present in the userdata")
     return DhcpArgs(bytes(rest[:4]), bytes(rest[4:]))
 
 
 def parse_request(frame: bytes) -> DhcpRequest:
-    """Pure.  Validate a client frame in 23.03's order (§8.3) and pull out
-    what the reply needs.  The DHCP data ends where the IPv4 total length
-    says (OVS strips Ethernet padding); the UDP length field is not used,
-    as upstream.  Raises DhcpReject."""
+    """Pure.  Validate a client frame in 23.03's order
+    (pinctrl_handle_put_dhcp_opts()) and pull out what the reply needs.
+    The DHCP data ends where the IPv4 total length says (OVS strips
+    Ethernet padding); the UDP length field is not used, as upstream.
+    Raises NoReply."""
     eth = eth_parse(frame)
     ip = None
     if eth is not None and eth.ethertype == ETH_TYPE_IP:
         ip = ipv4_parse(frame, eth.l3_ofs)
     if ip is None:
-        raise DhcpReject("not_ipv4",
-                         "Invalid or incomplete DHCP packet received")
+        raise _reject("not_ipv4",
+                      "Invalid or incomplete DHCP packet received")
     if ip.proto != IPPROTO_UDP:
         # Flows only punt UDP; upstream would misread anything else as UDP.
-        raise DhcpReject("not_udp",
-                         "Invalid or incomplete DHCP packet received")
+        raise _reject("not_udp",
+                      "Invalid or incomplete DHCP packet received")
     l3 = eth.l3_ofs
     l4 = l3 + ip.ihl
     end = l3 + ip.total_len
     dhcp = l4 + UDP_HEADER_LEN
     if dhcp > end:
-        raise DhcpReject("short_udp",
-                         "Invalid or incomplete DHCP packet received")
+        raise _reject("short_udp",
+                      "Invalid or incomplete DHCP packet received")
     if dhcp + DHCP_HEADER_LEN > end:
-        raise DhcpReject("short_bootp",
-                         "Invalid or incomplete DHCP packet received, "
-                         "bad data length")
+        raise _reject("short_bootp",
+                      "Invalid or incomplete DHCP packet received, "
+                      "bad data length")
     op = frame[dhcp + _OP]
     if op != OP_REQUEST:
-        raise DhcpReject("not_request",
-                         f"Invalid opcode in the DHCP packet: {op}")
+        raise _reject("not_request",
+                      f"Invalid opcode in the DHCP packet: {op}")
     p = dhcp + DHCP_HEADER_LEN
     if p + 4 > end or frame[p:p + 4] != MAGIC_COOKIE:
-        raise DhcpReject("bad_cookie",
-                         "DHCP magic cookie not present in the DHCP packet")
+        raise _reject("bad_cookie",
+                      "DHCP magic cookie not present in the DHCP packet")
     p += 4
 
     msg_type = None
@@ -200,7 +186,7 @@ def parse_request(frame: bytes) -> DhcpRequest:
         elif code == OPT_ETHERBOOT:
             ipxe = True
     if msg_type is None:
-        raise DhcpReject("no_msg_type", "Missing DHCP message type")
+        raise _reject("no_msg_type", "Missing DHCP message type")
     return DhcpRequest(l3, l4, msg_type, request_ip, ipxe,
                        bytes(frame[6:12]), ip.src)
 
@@ -223,8 +209,10 @@ def strip_inform_options(options: bytes) -> bytes:
 @functools.lru_cache(maxsize=1024)
 def rewrite_boot_options(options: bytes, ipxe: bool, siaddr: bytes
                          ) -> tuple[bytes, bytes]:
-    """Pure.  Apply §8.4 to the reply's option TLVs; returns (options,
-    next_server).  Option 253 sets siaddr (default 'siaddr') and stays in
+    """Pure.  23.03's boot-file / next-server rewriting of the reply's
+    option TLVs (pinctrl_handle_put_dhcp_opts(), the loop that looks for
+    DHCP_OPT_BOOTFILE_CODE, DHCP_OPT_BOOTFILE_ALT_CODE and
+    DHCP_OPT_NEXT_SERVER_CODE); returns (options, next_server).  Option 253 sets siaddr (default 'siaddr') and stays in
     the list.  67 followed by 254: a non-iPXE client gets 254's value as
     67, an iPXE client keeps 67 and loses 254; a lone 254 becomes 67.
 
@@ -271,10 +259,11 @@ def rewrite_boot_options(options: bytes, ipxe: bool, siaddr: bytes
 def build_reply(frame: bytes, req: DhcpRequest, msg_type: int,
                 offer_ip: bytes, options: bytes, next_server: bytes
                 ) -> bytes:
-    """Pure.  The reply frame of §8.5: L2/L3/UDP/BOOTP headers copied from
-    the request (VLAN tags and IP options included), op = 2, yiaddr/siaddr
-    set (both 0 for NAK; INFORM has yiaddr 0 and keeps siaddr), then
-    cookie, option 53, 'options' (not for NAK) and the 23.03 trailer."""
+    """Pure.  The reply frame pinctrl_handle_put_dhcp_opts() builds:
+    L2/L3/UDP/BOOTP headers copied from the request (VLAN tags and IP
+    options included), op = 2, yiaddr/siaddr set (both 0 for NAK; INFORM
+    has yiaddr 0 and keeps siaddr), then cookie, option 53, 'options'
+    (not for NAK) and the 23.03 trailer."""
     dhcp = req.l4_ofs + UDP_HEADER_LEN
     out = bytearray(frame[:dhcp + DHCP_HEADER_LEN])
     out[dhcp + _OP] = OP_REPLY
@@ -325,107 +314,74 @@ def process(rest: bytes, frame: bytes) -> Outcome:
     try:
         args = parse_args(rest)
         req = parse_request(frame)
-    except DhcpReject as e:
-        return Outcome(None, (LogLine("warn", e.reason, e.text),),
-                       COUNTER_PREFIX + e.reason)
+    except NoReply as e:
+        return e.outcome()
 
     offer = args.offer_ip
     logs: list[LogLine] = []
     options = args.options
     mt = req.msg_type
     if mt == DISCOVER:
-        if frame[req.l3_ofs + 16:req.l3_ofs + 20] != BROADCAST_IP:
+        if frame[req.l3_ofs + 16:req.l3_ofs + 20] != _BCAST:
             # Illegal (RFC 2131 §4.1): OVN faeb96968 (v24.03, PR#224);
             # 23.03's flows never send one here, newer northd's do.
-            return Outcome(None, (LogLine(
-                "warn", "discover_not_broadcast",
-                "DHCP DISCOVER must be Broadcast"),),
-                COUNTER_PREFIX + "discover_not_broadcast")
+            return _reject("discover_not_broadcast",
+                           "DHCP DISCOVER must be Broadcast").outcome()
         reply_type = OFFER
     elif mt == REQUEST:
         reply_type = ACK
         if req.request_ip != offer:
             logs.append(LogLine(
-                "warn", "nak",
-                f"DHCPREQUEST requested IP {fmt_ip4(req.request_ip)} "
-                f"does not match offer {fmt_ip4(offer)}"))
+                "warn", f"DHCPREQUEST requested IP {fmt_ip4(req.request_ip)} "
+                f"does not match offer {fmt_ip4(offer)}", "nak"))
             reply_type = NAK
     elif mt == INFORM:
         reply_type = ACK
         options = strip_inform_options(options)
-        logs.append(LogLine("info", "inform",
-                            f"DHCPINFORM from {fmt_mac(req.eth_src)} "
-                            f"{fmt_ip4(req.ip_src)}"))
+        logs.append(LogLine("info", f"DHCPINFORM from {fmt_mac(req.eth_src)} "
+                            f"{fmt_ip4(req.ip_src)}", "inform"))
     elif mt == RELEASE:
         dhcp = req.l4_ofs + UDP_HEADER_LEN
         ciaddr = frame[dhcp + _CIADDR:dhcp + _CIADDR + 4]
-        return Outcome(None, (LogLine(
-            "info", "release",
-            f"DHCPRELEASE {fmt_mac(req.eth_src)} {fmt_ip4(ciaddr)}"),),
-            "pinctrl_dhcpv4_release")
+        return Outcome(None, "pinctrl_dhcpv4_release", (LogLine(
+            "info", f"DHCPRELEASE {fmt_mac(req.eth_src)} {fmt_ip4(ciaddr)}",
+            "release"),))
     elif mt == DECLINE:
         # Logged only when the client declines the address we offer.
         if req.request_ip == offer:
             logs.append(LogLine(
-                "info", "decline",
-                f"DHCPDECLINE from {fmt_mac(req.eth_src)}, "
-                f"{fmt_ip4(offer)} duplicated"))
-        return Outcome(None, tuple(logs), "pinctrl_dhcpv4_decline")
+                "info", f"DHCPDECLINE from {fmt_mac(req.eth_src)}, "
+                f"{fmt_ip4(offer)} duplicated", "decline"))
+        return Outcome(None, "pinctrl_dhcpv4_decline", tuple(logs))
     else:
-        return Outcome(None, (LogLine(
-            "warn", "bad_msg_type", f"Invalid DHCP message type: {mt}"),),
-            COUNTER_PREFIX + "bad_msg_type")
+        return _reject("bad_msg_type",
+                       f"Invalid DHCP message type: {mt}").outcome()
 
     dhcp = req.l4_ofs + UDP_HEADER_LEN
     siaddr = bytes(frame[dhcp + _SIADDR:dhcp + _SIADDR + 4])
     options, next_server = rewrite_boot_options(options, req.ipxe, siaddr)
     reply = build_reply(frame, req, reply_type, offer, options, next_server)
-    logs.append(LogLine("info", "reply",
-                        reply_log_text(reply_type, req.eth_src, offer)))
-    return Outcome(reply, tuple(logs))
+    logs.append(LogLine("info", reply_log_text(reply_type, req.eth_src,
+                                               offer), "reply"))
+    return Outcome(reply, None, tuple(logs))
 
 
 # Rate limits per 23.03 call site: VLOG_RATE_LIMIT_INIT(20, 40) for the
-# INFO lines, (1, 5) for warnings; DECLINE is logged without a limit.
-_RL_INFO_KINDS = ("reply", "release", "inform")
-_rate_limits: dict[str, RateLimit] = {}
-
-
-def _rate_limit(kind: str) -> RateLimit:
-    rl = _rate_limits.get(kind)
-    if rl is None:
-        rl = (RateLimit(20, 40) if kind in _RL_INFO_KINDS
-              else RateLimit(1, 5))
-        _rate_limits[kind] = rl
-    return rl
-
-
-def _emit(logs: tuple[LogLine, ...]) -> None:
-    for line in logs:
-        if line.kind == "decline":
-            vlog.info(line.text)
-        else:
-            rl_log(vlog, line.level, _rate_limit(line.kind), line.text)
+# INFO lines, (1, 5) for warnings (one per counter); DECLINE is logged
+# without a limit.
+SITE_LIMITS: dict[str, tuple[int, int] | None] = {
+    "reply": (20, 40), "release": (20, 40), "inform": (20, 40),
+    "decline": None}
+reporter = Reporter(vlog, site_limits=SITE_LIMITS)
 
 
 @action(2, "put_dhcp_opts", pause=True)
 def put_dhcp_opts(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> Resume:
+                  now: int = 0) -> Resume:
     """Handler for opcode 2, called by the pinctrl_handler thread ('env' is
     not needed).  Returns the reply with result 1, or the request with
     result 0; if the result destination itself is unusable, the request
     with the metadata echoed unchanged."""
-    try:
-        dest, rest = parse_result_dest(pin.args)
-    except OxmError as e:
-        coverage.inc(COUNTER_PREFIX + "bad_result")
-        rl_log(vlog, "warn", _rate_limit("bad_result"),
-               f"bad result OXM ({e})")
-        return Resume(pin.packet, None)
-    out = process(rest, pin.packet)
-    if out.counter:
-        coverage.inc(out.counter)
-    _emit(out.logs)
-    if out.reply is None:
-        return Resume(pin.packet, dest, False)
-    return Resume(out.reply, dest, True)
+    return result_action(
+        pin, lambda rest: reporter.outcome(process(rest, pin.packet)),
+        reporter, COUNTER_PREFIX)

@@ -1,6 +1,8 @@
 """put_dhcpv6_opts (opcode 5): answer a DHCPv6 client, as OVN 23.03 does.
 
-Reference §9 (pinctrl_handle_put_dhcpv6_opts, compose_out_dhcpv6_opts).
+controller/pinctrl.c pinctrl_handle_put_dhcpv6_opts() and
+compose_out_dhcpv6_opts(); the flows are northd/northd.c
+build_dhcpv6_action().
 The logical flow `reg0[3] = put_dhcpv6_opts(ia_addr = A, opts...)` pauses
 the client's message; we turn it into the ADVERTISE/REPLY in place and
 resume it with the result bit set; the next logical table swaps the
@@ -38,8 +40,15 @@ from typing import NamedTuple
 
 import ovs.vlog
 
-from pinctrl.actions import Resume, action, result_action
+from pinctrl.actions import action
 from pinctrl.actions.env import NO_ENV, HandlerEnv
+from pinctrl.actions.replies import (
+    NoReply,
+    Outcome,
+    Reporter,
+    Resume,
+    result_action,
+)
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet.headers import (
     UDP_HEADER_LEN,
@@ -49,8 +58,6 @@ from pinctrl.packet.headers import (
     udp_parse,
     udp_set_lengths,
 )
-from pinctrl.support import coverage
-from pinctrl.support.log import RateLimit, rl_log
 
 vlog = ovs.vlog.Vlog("pinctrl")
 
@@ -80,28 +87,10 @@ _STATUS_SUCCESS = _OPT.pack(OPT_STATUS_CODE, 2) + struct.pack(
 COUNTER_PREFIX = "pinctrl_dhcpv6_drop_"
 
 
-class LogLine(NamedTuple):
-    level: str      # "warn"
-    text: str
-
-
-class Outcome(NamedTuple):
-    """What process() decided.  reply is the new frame (None: resume the
-    request unchanged with result 0); counter names the coverage counter
-    to bump."""
-    reply: bytes | None
-    counter: str
-    log: LogLine | None = None
-
-
-class Dhcp6Reject(Exception):
+def _reject(reason: str, text: str | None = None) -> NoReply:
     """A message we do not answer: 'reason' completes the counter name,
     'text' is 23.03's warning (None: 23.03 is silent)."""
-
-    def __init__(self, reason: str, text: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.text = text
+    return NoReply(COUNTER_PREFIX + reason, text)
 
 
 class UserOpt(NamedTuple):
@@ -120,74 +109,76 @@ _INVALID_USERDATA = "Invalid userdata"
 
 
 def parse_args(rest: bytes) -> tuple[UserOpt, ...]:
-    """Pure.  The userdata TLVs after the result header (§9.2): be16 code,
-    be16 length, value.  Raises Dhcp6Reject if there are none or one does
+    """Pure.  The userdata TLVs after the result header (lib/actions.c
+    encode_PUT_DHCPV6_OPTS(), encode_put_dhcpv6_option()): be16 code,
+    be16 length, value.  Raises NoReply if there are none or one does
     not fit (23.03 checks the latter only while composing, i.e. after the
     request passed; process() keeps that order)."""
     if not rest:
-        raise Dhcp6Reject("bad_userdata",
-                          "DHCPv6 options not present in the userdata")
+        raise _reject("bad_userdata",
+                      "DHCPv6 options not present in the userdata")
     opts = []
     p, end = 0, len(rest)
     while p < end:
         if p + OPT_HEADER_LEN > end:
-            raise Dhcp6Reject("bad_userdata", _INVALID_USERDATA)
+            raise _reject("bad_userdata", _INVALID_USERDATA)
         code, length = _OPT.unpack_from(rest, p)
         p += OPT_HEADER_LEN
         if p + length > end:
-            raise Dhcp6Reject("bad_userdata", _INVALID_USERDATA)
+            raise _reject("bad_userdata", _INVALID_USERDATA)
         opts.append(UserOpt(code, bytes(rest[p:p + length])))
         p += length
     return tuple(opts)
 
 
 def parse_request(frame: bytes) -> Dhcp6Request:
-    """Pure.  Validate a client message in 23.03's order (§9.3), with
-    strict option bounds, and pull out what the reply needs.  The message
-    ends at min(UDP length, IPv6 payload).  Raises Dhcp6Reject."""
+    """Pure.  Validate a client message in 23.03's order
+    (pinctrl_handle_put_dhcpv6_opts()), with strict option bounds, and
+    pull out what the reply needs.  The message ends at min(UDP length,
+    IPv6 payload).  Raises NoReply."""
     try:
         u = udp_parse(frame)
     except UdpError as e:
-        raise Dhcp6Reject(e.reason, "truncated dhcpv6 packet"
-                          if e.reason == "short_udp" else None) from None
+        raise _reject(e.reason, "truncated dhcpv6 packet"
+                      if e.reason == "short_udp" else None) from None
     if not u.ipv6:
-        raise Dhcp6Reject("not_ipv6")
+        raise _reject("not_ipv6")
     msg = u.l4_ofs + UDP_HEADER_LEN
     end = u.data_end
     if msg + MSG_HEADER_LEN > end:
-        raise Dhcp6Reject("short_msg", "truncated dhcpv6 packet")
+        raise _reject("short_msg", "truncated dhcpv6 packet")
     msg_type = frame[msg]
     if msg_type not in _REPLY_TYPE:
         # RENEW, REBIND, replies, relay messages...: no answer, no log.
-        raise Dhcp6Reject("unsupported_msg_type")
+        raise _reject("unsupported_msg_type")
 
     client_id = None
     iaid = None
     p = msg + MSG_HEADER_LEN
     while p < end:
         if p + OPT_HEADER_LEN > end:
-            raise Dhcp6Reject("bad_option", "malformed DHCPv6 option "
-                              "header")
+            raise _reject("bad_option", "malformed DHCPv6 option "
+                          "header")
         code, length = _OPT.unpack_from(frame, p)
         body = p + OPT_HEADER_LEN
         if body + length > end:
-            raise Dhcp6Reject("bad_option", f"DHCPv6 option {code} "
-                              f"overruns the packet")
+            raise _reject("bad_option", f"DHCPv6 option {code} "
+                          f"overruns the packet")
         if code == OPT_IA_NA:
             if length < IA_NA_FIXED_LEN:
-                raise Dhcp6Reject("bad_option", "DHCPv6 IA_NA option too "
-                                  "short")
+                raise _reject("bad_option", "DHCPv6 IA_NA option too "
+                              "short")
             iaid = bytes(frame[body:body + 4])          # the last one wins
         elif code == OPT_CLIENT_ID:
             client_id = bytes(frame[p:body + length])   # the last one wins
         p = body + length
 
     if client_id is None:
-        raise Dhcp6Reject("no_client_id", "DHCPv6 option - Client id not "
-                          "present in the DHCPv6 packet")
+        raise _reject("no_client_id", "DHCPv6 option - Client id not "
+                      "present in the DHCPv6 packet")
     if iaid is None and msg_type != INFORMATION_REQUEST:
-        raise Dhcp6Reject("no_ia_na", "DHCPv6 option - IA NA not present "
-                          "in the DHCPv6 packet")
+        raise _reject("no_ia_na", "DHCPv6 option - IA NA not present "
+                      "in the DHCPv6 packet")
     return Dhcp6Request(u, msg_type, client_id, iaid)
 
 
@@ -199,9 +190,9 @@ def _server_id(mac: bytes) -> bytes:
 
 def compose_options(opts: tuple[UserOpt, ...], iaid: bytes | None
                     ) -> bytes:
-    """Pure.  The server options of §9.3 step 4 in userdata order.  An
-    ia_addr is skipped when the request had no IA_NA.  Raises Dhcp6Reject
-    ("Invalid userdata") on a code 23.03 does not know or a wrong length
+    """Pure.  The server options 23.03's compose_out_dhcpv6_opts()
+    writes, in userdata order.  An ia_addr is skipped when the request
+    had no IA_NA.  Raises NoReply ("Invalid userdata") on a code 23.03 does not know or a wrong length
     (server_id must be a 6-byte MAC: 23.03 would read past a shorter one;
     ia_addr 16 bytes)."""
     out = bytearray()
@@ -224,7 +215,7 @@ def compose_options(opts: tuple[UserOpt, ...], iaid: bytes | None
             out += _OPT.pack(OPT_DOMAIN_LIST, (n + 2) & 0xFFFF)
             out += bytes((n & 0xFF,)) + o.value + b"\0"
         else:
-            raise Dhcp6Reject("bad_userdata", _INVALID_USERDATA)
+            raise _reject("bad_userdata", _INVALID_USERDATA)
     return bytes(out)
 
 
@@ -235,17 +226,18 @@ def compose_release_options(opts: tuple[UserOpt, ...]) -> bytes:
     for o in opts:
         if o.code == OPT_SERVER_ID:
             if len(o.value) != 6:
-                raise Dhcp6Reject("bad_userdata", _INVALID_USERDATA)
+                raise _reject("bad_userdata", _INVALID_USERDATA)
             return _server_id(o.value) + _STATUS_SUCCESS
     return _STATUS_SUCCESS
 
 
 def build_reply(frame: bytes, req: Dhcp6Request, options: bytes
                 ) -> bytes | None:
-    """Pure.  §9.4: headers up to UDP copied, msg type replaced, the
-    transaction id kept, the request's Client Identifier, 'options';
-    UDP length = IPv6 payload length, checksum computed.  None if it
-    would not fit in a UDP datagram."""
+    """Pure.  The reply pinctrl_handle_put_dhcpv6_opts() builds: headers
+    up to UDP copied, msg type replaced, the transaction id kept, the
+    request's Client Identifier, 'options'; UDP length = IPv6 payload
+    length, checksum computed.  None if it would not fit in a UDP
+    datagram."""
     u = req.udp
     msg = u.l4_ofs + UDP_HEADER_LEN
     l4_len = UDP_HEADER_LEN + MSG_HEADER_LEN + len(req.client_id) + \
@@ -274,9 +266,8 @@ def process(rest: bytes, frame: bytes) -> Outcome:
             options = compose_release_options(opts)
         else:
             options = compose_options(opts, req.iaid)
-    except Dhcp6Reject as e:
-        log = LogLine("warn", e.text) if e.text else None
-        return Outcome(None, COUNTER_PREFIX + e.reason, log)
+    except NoReply as e:
+        return e.outcome()
     reply = build_reply(frame, req, options)
     if reply is None:
         return Outcome(None, COUNTER_PREFIX + "reply_too_big")
@@ -284,21 +275,17 @@ def process(rest: bytes, frame: bytes) -> Outcome:
 
 
 # 23.03 has one VLOG_RATE_LIMIT_INIT(1, 5) for the whole function.
-_rl = RateLimit(1, 5)
+reporter = Reporter(vlog, default_site="put_dhcpv6_opts")
 
 
 @action(5, "put_dhcpv6_opts", pause=True)
 def put_dhcpv6_opts(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> Resume:
+                    now: int = 0) -> Resume:
     """Handler for opcode 5, called by the pinctrl_handler thread ('env' is
     not needed).  Returns the reply with result 1, or the request with
     result 0; if the result destination itself is unusable, the request
     with the metadata echoed unchanged."""
     def answer(rest: bytes) -> bytes | None:
-        out = process(rest, pin.packet)
-        coverage.inc(out.counter)
-        if out.log is not None:
-            rl_log(vlog, out.log.level, _rl, out.log.text)
-        return out.reply
+        return reporter.outcome(process(rest, pin.packet))
 
-    return result_action(pin, answer, COUNTER_PREFIX, vlog, _rl)
+    return result_action(pin, answer, reporter, COUNTER_PREFIX)

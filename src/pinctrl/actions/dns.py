@@ -1,15 +1,17 @@
 """dns_lookup (opcode 6): answer a DNS query from the Southbound DNS table.
 
-Reference §10 (pinctrl_handle_dns_lookup, sync_dns_cache).  The logical
-flow `reg0[4] = dns_lookup(); next;` pauses every UDP packet to port 53 on
-a switch that has DNS records; we either turn it into the answer in place
-(result 1: the next table swaps the addresses and sends it back) or resume
-it unchanged with result 0 (a miss: the query goes on to its destination).
+controller/pinctrl.c pinctrl_handle_dns_lookup() and sync_dns_cache();
+the flows are northd/northd.c build_lswitch_dns_lookup_and_response().
+The logical flow `reg0[4] = dns_lookup(); next;` pauses every UDP packet
+to port 53 on a switch that has DNS records; we either turn it into the
+answer in place (result 1: the next table swaps the addresses and sends
+it back) or resume it unchanged with result 0 (a miss: the query goes on
+to its destination).
 
 Three layers:
-* the cache (main thread): parse_ip_addresses, build_dns_cache turn SB
-  DNS rows into an immutable snapshot that SbSync publishes in
-  SharedState.dns_cache;
+* the cache (main thread, db/dns_cache.py): parse_ip_addresses,
+  build_dns_cache turn SB DNS rows into an immutable snapshot that
+  SbSync publishes in SharedState.dns_cache;
 * pure functions (any thread, in practice the pinctrl_handler thread):
   parse_query, encode_ptr_rdata, build_answers, build_reply, process;
 * dns_lookup(), the registered handler (pinctrl_handler thread): takes the
@@ -35,8 +37,15 @@ from typing import NamedTuple
 
 import ovs.vlog
 
-from pinctrl.actions import Resume, action, result_action
+from pinctrl.actions import action
 from pinctrl.actions.env import NO_ENV, HandlerEnv
+from pinctrl.actions.replies import (
+    NoReply,
+    Outcome,
+    Reporter,
+    Resume,
+    result_action,
+)
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet.headers import (
     IP_HEADER_LEN,
@@ -49,8 +58,6 @@ from pinctrl.packet.headers import (
     udp_set_lengths,
 )
 from pinctrl.shared.records import EMPTY_MAP, DnsCache, DnsRecord
-from pinctrl.support import coverage
-from pinctrl.support.log import RateLimit, rl_log
 
 vlog = ovs.vlog.Vlog("pinctrl")
 
@@ -69,39 +76,17 @@ _RR_FIXED = struct.Struct("!HHIH")      # TYPE, CLASS, TTL, RDLENGTH
 COUNTER_PREFIX = "pinctrl_dns_drop_"
 
 
-
-
-
-
 # --- query processing (handler thread, pure) --------------------------------
 
-class LogLine(NamedTuple):
-    level: str      # "warn" | "dbg"
-    text: str
+# 23.03's two "truncated dns packet" warnings share one rate limit.
+_SITE = "dns_lookup"
 
 
-class Outcome(NamedTuple):
-    """What process() decided: the reply frame (None: resume the query
-    unchanged with result 0) and the coverage counter to bump."""
-    reply: bytes | None
-    counter: str
-    log: LogLine | None = None
+def _drop(reason: str, text: str | None = None) -> NoReply:
+    return NoReply(COUNTER_PREFIX + reason, text, site=_SITE)
 
 
-class DnsReject(Exception):
-    """A query we do not answer: 'counter' is the full counter name."""
-
-    def __init__(self, counter: str, log: LogLine | None = None) -> None:
-        super().__init__(counter)
-        self.counter = counter
-        self.log = log
-
-
-def _drop(reason: str, log: LogLine | None = None) -> DnsReject:
-    return DnsReject(COUNTER_PREFIX + reason, log)
-
-
-_TRUNCATED = LogLine("warn", "truncated dns packet")
+_TRUNCATED = "truncated dns packet"
 
 
 class DnsQuery(NamedTuple):
@@ -114,11 +99,12 @@ class DnsQuery(NamedTuple):
 
 
 def parse_query(frame: bytes) -> DnsQuery:
-    """Pure.  Validate a DNS query in 23.03's order (§10.3) with bounds:
-    UDP payload >= 12 bytes, QR clear, QDCOUNT 1, first QNAME made of
-    labels <= 63 bytes (so no compression pointer is followed) within 255
-    bytes and within the UDP data, QTYPE/QCLASS present.  ARCOUNT is not
-    looked at (deviation, see module doc).  Raises DnsReject."""
+    """Pure.  Validate a DNS query in 23.03's order
+    (pinctrl_handle_dns_lookup()) with bounds: UDP payload >= 12 bytes,
+    QR clear, QDCOUNT 1, first QNAME made of labels <= 63 bytes (so no
+    compression pointer is followed) within 255 bytes and within the UDP
+    data, QTYPE/QCLASS present.  ARCOUNT is not looked at (deviation, see
+    module doc).  Raises NoReply."""
     try:
         u = udp_parse(frame)
     except UdpError as e:
@@ -131,7 +117,7 @@ def parse_query(frame: bytes) -> DnsQuery:
     if dns + DNS_HEADER_LEN > u.l4_end:
         raise _drop("truncated", _TRUNCATED)
     if frame[dns + _FLAGS_HI] & QR_BIT:
-        raise DnsReject("pinctrl_dns_not_query")
+        raise NoReply("pinctrl_dns_not_query")
     qdcount = _U16.unpack_from(frame, dns + _QDCOUNT)[0]
     if qdcount == 0:
         raise _drop("no_question")
@@ -236,8 +222,8 @@ def process(frame: bytes, dp_key: int, cache: DnsCache) -> Outcome:
     input."""
     try:
         q = parse_query(frame)
-    except DnsReject as e:
-        return Outcome(None, e.counter, e.log)
+    except NoReply as e:
+        return e.outcome()
     if q.qtype not in SUPPORTED_TYPES:
         return Outcome(None, "pinctrl_dns_unsupported_type")
     rec = cache.get(dp_key, EMPTY_MAP).get(q.name.lower())
@@ -253,8 +239,9 @@ def process(frame: bytes, dp_key: int, cache: DnsCache) -> Outcome:
     return Outcome(reply, "pinctrl_dns_answered")
 
 
-_rl = RateLimit(1, 5)           # VLOG_RATE_LIMIT_INIT(1, 5), one per site
-_rl_bad_result = RateLimit(1, 5)
+# VLOG_RATE_LIMIT_INIT(1, 5): one for the query warnings (_SITE), one for
+# the result destination (its counter).
+reporter = Reporter(vlog)
 
 
 def _cache(env: HandlerEnv) -> DnsCache:
@@ -264,7 +251,7 @@ def _cache(env: HandlerEnv) -> DnsCache:
 
 @action(6, "dns_lookup", pause=True)
 def dns_lookup(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> Resume:
+               now: int = 0) -> Resume:
     """Handler for opcode 6 (pinctrl_handler thread).  Returns the answer
     with result 1, or the query with result 0; if the result destination
     is unusable, the query with the metadata echoed unchanged."""
@@ -272,10 +259,7 @@ def dns_lookup(pin: PacketIn, env: HandlerEnv = NO_ENV,
 
     def answer(rest: bytes) -> bytes | None:
         # Userdata after the result destination is ignored, like 23.03.
-        out = process(pin.packet, pin.metadata.datapath, cache)
-        coverage.inc(out.counter)
-        if out.log is not None:
-            rl_log(vlog, out.log.level, _rl, out.log.text)
-        return out.reply
+        return reporter.outcome(process(pin.packet, pin.metadata.datapath,
+                                        cache))
 
-    return result_action(pin, answer, COUNTER_PREFIX, vlog, _rl_bad_result)
+    return result_action(pin, answer, reporter, COUNTER_PREFIX)

@@ -1,8 +1,9 @@
 """ICMP errors: icmp4/icmp6 (ICMP, 10), icmp4_error (14), icmp6_error (20),
 and the frag-MTU fix-ups put_icmp4_frag_mtu (13) / put_icmp6_frag_mtu (21).
 
-Reference §14.2 and §7.8 (pinctrl_handle_icmp, pinctrl.c:1683;
-pinctrl_handle_put_icmp_frag_mtu, pinctrl.c:6276).
+controller/pinctrl.c pinctrl_handle_icmp() and
+pinctrl_handle_put_icmp_frag_mtu(); the physical.c PMTU flow is
+controller/physical.c reply_imcp_error_if_pkt_too_big().
 
 ICMP/ICMP4_ERROR/ICMP6_ERROR build a destination-unreachable error quoting
 the offending packet and send it with reload_metadata + the nested actions
@@ -36,9 +37,10 @@ import struct
 
 import ovs.vlog
 
-from pinctrl.actions import PacketOut, Resume, action
+from pinctrl.actions import action
 from pinctrl.actions.env import NO_ENV, HandlerEnv
-from pinctrl.actions.nested import NoReply, Reporter, is_icmp_error, nested_packet_out
+from pinctrl.actions.nested import is_icmp_error, nested_packet_out
+from pinctrl.actions.replies import NoReply, PacketOut, Reporter, Resume
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet.flow import (
     ETH_TYPE_IP,
@@ -192,20 +194,20 @@ def answer_icmp(pin: PacketIn, set_icmp_code: bool, loopback: bool
 
 @action(10, "icmp")
 def icmp(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> PacketOut | None:
+         now: int = 0) -> PacketOut | None:
     """icmp4 { ... } / icmp6 { ... } (and physical.c's paused PMTU flow)."""
     return answer_icmp(pin, set_icmp_code=True, loopback=False)
 
 
 @action(14, "icmp4_error")
 def icmp4_error(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> PacketOut | None:
+                now: int = 0) -> PacketOut | None:
     return answer_icmp(pin, set_icmp_code=False, loopback=False)
 
 
 @action(20, "icmp6_error")
 def icmp6_error(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> PacketOut | None:
+                now: int = 0) -> PacketOut | None:
     return answer_icmp(pin, set_icmp_code=False, loopback=False)
 
 
@@ -220,11 +222,11 @@ def _frag_mtu(pin: PacketIn) -> Resume:
 
 @action(13, "put_icmp4_frag_mtu", pause=True)
 def put_icmp4_frag_mtu(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> Resume:
+                       now: int = 0) -> Resume:
     return _frag_mtu(pin)
 
 
 @action(21, "put_icmp6_frag_mtu", pause=True)
 def put_icmp6_frag_mtu(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> Resume:
+                       now: int = 0) -> Resume:
     return _frag_mtu(pin)

@@ -1,11 +1,13 @@
 """MAC learning: put_arp (1), put_nd (4) and put_fdb (25).
 
 Called by the pinctrl_handler thread.  None of them pauses or answers: the
-handler records what the frame taught (§7.1, §16.4) in a handover table of
-SharedState and wakes the main thread, which writes SB MAC_Binding / FDB
-rows (pinctrl.writers).  The userdata is only the 8-byte header: the MAC is
-the frame's Ethernet source (rewritten by the flow before the packet-in),
-the IP is reg0 (put_arp) or xxreg0 (put_nd), the port is reg14.
+handler records what the frame taught (controller/pinctrl.c
+pinctrl_handle_put_mac_binding(), pinctrl_handle_put_fdb()) in a handover
+table of SharedState and wakes the main thread, which writes SB
+MAC_Binding / FDB rows (db/writers/).  The userdata is only the 8-byte
+header: the MAC is the frame's Ethernet source (rewritten by the flow
+before the packet-in), the IP is reg0 (put_arp) or xxreg0 (put_nd), the
+port is reg14.
 """
 
 from __future__ import annotations
@@ -16,20 +18,18 @@ import ovs.vlog
 
 from pinctrl.actions import action
 from pinctrl.actions.env import NO_ENV, HandlerEnv
+from pinctrl.actions.replies import NoReply, Reporter
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.shared.records import Learnt, ipv4_mapped
-from pinctrl.support import coverage
-from pinctrl.support.log import RateLimit, rl_log
 
 vlog = ovs.vlog.Vlog("pinctrl")
-_rl = RateLimit(5, 5)
+reporter = Reporter(vlog, 5, 5, default_site="mac_learning")
 
 ETH_ADDRS_LEN = 12
 # A binding learnt from a broadcast/multicast frame is committed 1..50 ms
 # later: every chassis on the segment learns it at once, the jitter spreads
 # their identical MAC_Binding writes (mac-learn.c).
 MAX_COMMIT_JITTER_MS = 50
-
 
 
 def xxreg0(pin: PacketIn) -> bytes:
@@ -41,8 +41,8 @@ def xxreg0(pin: PacketIn) -> bytes:
 def _frame_ok(pin: PacketIn, name: str) -> bool:
     if len(pin.packet) >= ETH_ADDRS_LEN:
         return True
-    coverage.inc(f"pinctrl_drop_{name}_short")
-    rl_log(vlog, "warn", _rl, f"{name}: frame too short to learn from")
+    reporter.report(NoReply(f"pinctrl_drop_{name}_short",
+                            f"{name}: frame too short to learn from"))
     return False
 
 
@@ -63,21 +63,21 @@ def _put_mac_binding(pin: PacketIn, env: HandlerEnv, now: int, ip16: bytes,
 
 @action(1, "put_arp")
 def put_arp(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> None:
+            now: int = 0) -> None:
     """Opcode 1: learn (inport, reg0 IPv4, eth.src)."""
     _put_mac_binding(pin, env, now, ipv4_mapped(pin.metadata.reg(0)), "put_arp")
 
 
 @action(4, "put_nd")
 def put_nd(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> None:
+           now: int = 0) -> None:
     """Opcode 4: learn (inport, xxreg0 IPv6, eth.src)."""
     _put_mac_binding(pin, env, now, xxreg0(pin), "put_nd")
 
 
 @action(25, "put_fdb")
 def put_fdb(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> None:
+            now: int = 0) -> None:
     """Opcode 25: learn that eth.src lives behind inport (SB FDB)."""
     if not _frame_ok(pin, "put_fdb") or env.shared is None:
         return

@@ -1,8 +1,8 @@
 """put_nd_ra_opts (opcode 8): answer a Router Solicitation with the Router
 Advertisement the logical flow carries, as OVN 23.03 does; and the ND
-option encoders the periodic RAs (pinctrl.ipv6_ra) share with it.
+option encoders the periodic RAs (handler/ra_job.py) share with it.
 
-Reference §13.2 (pinctrl_handle_put_nd_ra_opts, pinctrl.c:6185).  The flow
+controller/pinctrl.c pinctrl_handle_put_nd_ra_opts().  The flow
 `reg0[5] = put_nd_ra_opts(addr_mode = ..., slla = ..., prefix = ...)`
 pauses the RS; the userdata holds, after the result destination, a whole
 RA message (RA header and options) that northd's compiler built
@@ -11,10 +11,11 @@ IPv6 headers followed by that RA verbatim, with the IPv6 payload length
 and the ICMPv6 checksum computed; it is resumed with the result bit set
 and the next logical table swaps the addresses.
 
-The option encoders below (ra_header, opt_slla, opt_mtu, opt_prefix,
-opt_rdnss, opt_dnssl, opt_route_info) are the formats of §13.1, which
-lib/actions.c and pinctrl.c's periodic RAs write identically; the unit
-tests rebuild the recorded put_nd_ra_opts userdata with them.
+The option encoders of packet/nd_options.py (ra_header, opt_slla,
+opt_mtu, opt_prefix, opt_rdnss, opt_dnssl, opt_route_info) are the formats
+lib/actions.c encode_PUT_ND_RA_OPTS() and controller/pinctrl.c
+ipv6_ra_send() (the periodic RAs) write identically; the unit tests
+rebuild the recorded put_nd_ra_opts userdata with them.
 
 Two layers: pure functions (build_reply, process, the encoders; any
 thread) and the registered handler (pinctrl_handler thread), which adds
@@ -33,23 +34,23 @@ import struct
 
 import ovs.vlog
 
-from pinctrl.actions import Resume, action, result_action
+from pinctrl.actions import action
 from pinctrl.actions.env import NO_ENV, HandlerEnv
-from pinctrl.actions.nested import NoReply, Reporter
+from pinctrl.actions.replies import NoReply, Reporter, Resume, result_action
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet.flow import ETH_TYPE_IPV6, IPPROTO_ICMPV6, extract
 from pinctrl.packet.headers import IPV6_HEADER_LEN, IPV6_PLEN_OFS
 from pinctrl.packet.nd_options import ND_ROUTER_SOLICIT, RA_HEADER_LEN, icmp6_set_csum
 from pinctrl.support import coverage
-from pinctrl.support.log import RateLimit
 
 vlog = ovs.vlog.Vlog("pinctrl")
-
+# One VLOG_RATE_LIMIT_INIT(1, 5) per counter, the bad result header's
+# included.
+reporter = Reporter(vlog)
 
 _U16 = struct.Struct("!H")
 
 COUNTER_PREFIX = "pinctrl_nd_ra_drop_"
-
 
 
 def build_reply(frame: bytes, ra: bytes) -> bytes:
@@ -88,14 +89,9 @@ def process(rest: bytes, frame: bytes) -> bytes:
     return build_reply(frame, rest)
 
 
-reporter = Reporter(vlog)
-# 23.03 has one VLOG_RATE_LIMIT_INIT(1, 5) for the bad result header too.
-_rl_bad_result = RateLimit(1, 5)
-
-
 @action(8, "put_nd_ra_opts", pause=True)
 def put_nd_ra_opts(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> Resume:
+                   now: int = 0) -> Resume:
     """Handler for opcode 8, called by the pinctrl_handler thread ('env'
     is not needed).  Returns the RA with result 1, or the RS with result
     0; if the result destination is unusable, the RS with its metadata
@@ -109,4 +105,4 @@ def put_nd_ra_opts(pin: PacketIn, env: HandlerEnv = NO_ENV,
         coverage.inc("pinctrl_nd_ra_reply")
         return reply
 
-    return result_action(pin, answer, COUNTER_PREFIX, vlog, _rl_bad_result)
+    return result_action(pin, answer, reporter, COUNTER_PREFIX)

@@ -1,17 +1,18 @@
 """Neighbour resolution and answers: arp (ARP, 0), nd_ns (ND_NS, 9),
 nd_na (ND_NA, 3) and nd_na_router (ND_NA_ROUTER, 12).
 
-Reference §7.0, §7.3, §11.2, §11.3 (pinctrl.c:1638 pinctrl_handle_arp,
-:6121 pinctrl_handle_nd_na, :6154 pinctrl_handle_nd_ns).  All four build a
-new frame and send it with reload_metadata + the nested actions of the
-userdata (actions/nested.py); the nested actions then set the addresses
-OVN's flow wants.
+controller/pinctrl.c pinctrl_handle_arp(), pinctrl_handle_nd_na(),
+pinctrl_handle_nd_ns() and, for the buffering,
+pinctrl_handle_buffered_packets() and buffered_push_packet().  All four
+build a new frame and send it with reload_metadata + the nested actions
+of the userdata (actions/nested.py); the nested actions then set the
+addresses OVN's flow wants.
 
 * arp: a 42-byte ARP request from the punted IPv4 packet: Ethernet and
   sender addresses = the packet's eth.src/ip4.src, Ethernet destination =
   the packet's eth.dst (all-zero at that stage), target = ip4.dst, the
   first VLAN tag re-pushed.  The packet itself is buffered until the next
-  hop resolves (pinctrl.buffered_packets).
+  hop resolves (handler/buffered_packets.py).
 * nd_ns: an 86-byte Neighbour Solicitation from the punted IPv6 packet:
   IPv6 source = the EUI-64 link-local address of eth.src, destination =
   the solicited-node group of the packet's ip6.dst (the final destination,
@@ -41,10 +42,11 @@ from collections.abc import Callable
 
 import ovs.vlog
 
-from pinctrl.actions import PacketOut, action
+from pinctrl.actions import action
 from pinctrl.actions.env import NO_ENV, BufferKey, HandlerEnv
 from pinctrl.actions.mac_learning import xxreg0
-from pinctrl.actions.nested import NoReply, Reporter, nested_packet_out
+from pinctrl.actions.nested import nested_packet_out
+from pinctrl.actions.replies import NoReply, PacketOut, Reporter
 from pinctrl.openflow.ofactions import reload_metadata, resubmit, set_pkt_mark
 from pinctrl.openflow.oxm import Metadata
 from pinctrl.openflow.packet_in import PacketIn
@@ -226,20 +228,20 @@ def arp(pin: PacketIn, env: HandlerEnv = NO_ENV,
 
 @action(9, "nd_ns")
 def nd_ns(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> PacketOut | None:
+          now: int = 0) -> PacketOut | None:
     """nd_ns { ... }: Neighbour Solicitation; the packet is buffered."""
     return _resolve(pin, env, now, build_nd_ns, ipv6=True)
 
 
 @action(3, "nd_na")
 def nd_na(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> PacketOut | None:
+          now: int = 0) -> PacketOut | None:
     """nd_na { ... }: Neighbour Advertisement (S|O)."""
     return _advertise(pin, router=False)
 
 
 @action(12, "nd_na_router")
 def nd_na_router(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> PacketOut | None:
+                 now: int = 0) -> PacketOut | None:
     """nd_na_router { ... }: Neighbour Advertisement (R|S|O)."""
     return _advertise(pin, router=True)

@@ -1,21 +1,21 @@
 """Shared plumbing of the nested-action opcodes (ICMP*, TCP_RESET,
-SCTP_ABORT, REJECT; later ARP, ND_NA, ND_NS): registers no opcode.
+SCTP_ABORT, REJECT, ARP, ND_NA, ND_NA_ROUTER, ND_NS): registers no opcode.
 
-Such an opcode's userdata is an OpenFlow 1.5 action list (reference §5.4).
-23.03 answers with a PACKET_OUT of a new frame whose actions are
-reload_metadata() (the packet-in's registers and datapath) followed by
-that list (set_actions_and_enqueue_msg, pinctrl.c:592).
+Such an opcode's userdata is an OpenFlow 1.5 action list (lib/actions.c
+encode_nested_actions(); docs/wire-formats.md "Controller-action
+userdata").  23.03 answers with a PACKET_OUT of a new frame whose actions
+are reload_metadata() (the packet-in's registers and datapath) followed by
+that list (controller/pinctrl.c set_actions_and_enqueue_msg()).
 
-Builders are pure and raise NoReply when 23.03 (or this project's
-stricter input checks) send nothing; the registered handlers turn NoReply
-into a coverage counter and, if it has text, a rate-limited log line.
+Builders are pure and raise replies.NoReply when 23.03 (or this project's
+stricter input checks) send nothing; the registered handlers hand it to
+their module's replies.Reporter: a coverage counter and, if it has text,
+a rate-limited log line.
 """
 
 from __future__ import annotations
 
-import ovs.vlog
-
-from pinctrl.actions import PacketOut
+from pinctrl.actions.replies import NoReply, PacketOut
 from pinctrl.openflow.ofactions import actions_well_formed, reload_metadata
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet.flow import (
@@ -26,48 +26,11 @@ from pinctrl.packet.flow import (
     IPPROTO_TCP,
     Flow,
 )
-from pinctrl.support import coverage
-from pinctrl.support.log import RateLimit, rl_log
 
 # ICMPv4 types that are error messages (RFC 1122 §3.2.2, RFC 1812 §4.3.2.2:
 # unreachable, source quench, redirect, time exceeded, parameter problem).
 ICMP4_ERROR_TYPES = frozenset((3, 4, 5, 11, 12))
 TCP_RST = 0x04
-
-
-class NoReply(Exception):
-    """No packet is sent.  'counter' is the full coverage counter name;
-    'text' (may be None: count only) is logged at 'level' under the
-    rate-limit bucket 'counter'."""
-
-    def __init__(self, counter: str, text: str | None = None,
-                 level: str = "warn") -> None:
-        super().__init__(text or counter)
-        self.counter = counter
-        self.text = text
-        self.level = level
-
-
-class Reporter:
-    """Counts and logs NoReply outcomes for one module: one OVS-style
-    rate limit per call site (VLOG_RATE_LIMIT_INIT(1, 5) for 23.03's
-    warnings), as dhcpv4 does."""
-
-    def __init__(self, vlog: ovs.vlog.Vlog, rate: int = 1,
-                 burst: int = 5) -> None:
-        self.vlog = vlog
-        self._rate, self._burst = rate, burst
-        self.rate_limits: dict[str, RateLimit] = {}
-
-    def report(self, e: NoReply) -> None:
-        coverage.inc(e.counter)
-        if e.text is None:
-            return
-        rl = self.rate_limits.get(e.counter)
-        if rl is None:
-            rl = self.rate_limits[e.counter] = RateLimit(self._rate,
-                                                         self._burst)
-        rl_log(self.vlog, e.level, rl, e.text)
 
 
 def nested_packet_out(pin: PacketIn, frame: bytes) -> PacketOut:
@@ -92,7 +55,8 @@ def is_icmp_error(fl: Flow, frame: bytes) -> bool:
     """True for an ICMPv4 error (types 3, 4, 5, 11, 12) or an ICMPv6 error
     (types 0-127, RFC 4443 §2.1), or an ICMP packet too short to tell:
     such packets are never answered with another ICMP error (RFC 1122
-    §3.2.2, RFC 4443 §2.4 (e); field notes item 16)."""
+    §3.2.2, RFC 4443 §2.4 (e); the reject ping-pong of OVN BZ1934011,
+    bcd9a8fb1)."""
     if fl.dl_type == ETH_TYPE_IP and fl.nw_proto == IPPROTO_ICMP:
         t = icmp_type_at_l4(fl, frame)
         return t is None or t in ICMP4_ERROR_TYPES

@@ -13,6 +13,7 @@ docs/opcodes.md for the issue that builds each one.
 from __future__ import annotations
 
 import threading
+from typing import Protocol
 
 import ovs.vlog
 
@@ -44,9 +45,15 @@ def first_time(opcode: int) -> bool:
         return True
 
 
-def _make_handler(opcode: int, name: str, feature: str):
+class _NotYetFn(Protocol):
+    def __call__(self, pin: PacketIn, env: HandlerEnv = ...,
+                 now: int = ...) -> None: ...
+
+
+def _make_handler(opcode: int, name: str, feature: str) -> _NotYetFn:
+    """The handler of a not-implemented opcode (pinctrl_handler thread)."""
     def handler(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> None:
+                now: int = 0) -> None:
         coverage.inc(f"pinctrl_not_implemented_{name}")
         if first_time(opcode):
             vlog.warn(f"{name} (opcode {opcode}) packet-in ignored: "

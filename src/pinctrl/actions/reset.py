@@ -1,8 +1,9 @@
 """Connection refusals: tcp_reset (TCP_RESET, 11), sctp_abort (SCTP_ABORT,
 24) and reject (REJECT, 22).
 
-Reference §14.3-§14.5 (pinctrl_handle_tcp_reset pinctrl.c:1824,
-pinctrl_handle_sctp_abort :1890, pinctrl_handle_reject :2016).  Each builds
+controller/pinctrl.c pinctrl_handle_tcp_reset(),
+pinctrl_handle_sctp_abort(), pinctrl_handle_reject() and
+pinctrl_handle_reject_ignore_pkt().  Each builds
 a new frame and sends it with reload_metadata + the nested actions.
 
 * TCP RST: TTL/hop limit 63, ports swapped, seq 0, ack = offending seq + 1,
@@ -25,19 +26,15 @@ the IP payload (23.03: within the frame, Ethernet padding included).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import ovs.vlog
 
-from pinctrl.actions import PacketOut, action
+from pinctrl.actions import action
 from pinctrl.actions.env import NO_ENV, HandlerEnv
 from pinctrl.actions.icmp import answer_icmp
-from pinctrl.actions.nested import (
-    NoReply,
-    Reporter,
-    is_icmp_error,
-    is_tcp_rst,
-    nested_packet_out,
-)
+from pinctrl.actions.nested import is_icmp_error, is_tcp_rst, nested_packet_out
+from pinctrl.actions.replies import NoReply, PacketOut, Reporter
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet.flow import ETH_TYPE_IPV6, IPPROTO_SCTP, IPPROTO_TCP, Flow, extract
 from pinctrl.packet.headers import (
@@ -154,7 +151,8 @@ def reject_ignored(frame: bytes, fl: Flow) -> NoReply | None:
 
 # --- handlers (pinctrl_handler thread) -----------------------------------------
 
-def _answer(pin: PacketIn, build, loopback: bool) -> PacketOut | None:
+def _answer(pin: PacketIn, build: Callable[[bytes, Flow, bool], bytes],
+            loopback: bool) -> PacketOut | None:
     frame = pin.packet
     try:
         return nested_packet_out(pin, build(frame, extract(frame), loopback))
@@ -165,19 +163,19 @@ def _answer(pin: PacketIn, build, loopback: bool) -> PacketOut | None:
 
 @action(11, "tcp_reset")
 def tcp_reset(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> PacketOut | None:
+              now: int = 0) -> PacketOut | None:
     return _answer(pin, build_tcp_reset, loopback=False)
 
 
 @action(24, "sctp_abort")
 def sctp_abort(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> PacketOut | None:
+               now: int = 0) -> PacketOut | None:
     return _answer(pin, build_sctp_abort, loopback=False)
 
 
 @action(22, "reject")
 def reject(pin: PacketIn, env: HandlerEnv = NO_ENV,
-        now: int = 0) -> PacketOut | None:
+           now: int = 0) -> PacketOut | None:
     fl = extract(pin.packet)
     why = reject_ignored(pin.packet, fl)
     if why is not None:

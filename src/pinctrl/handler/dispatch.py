@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Callable
 
 import ovs.vlog
 
-from pinctrl.actions import REGISTRY, Action, PacketOut, Resume, load_all
+from pinctrl.actions import REGISTRY, Action, load_all
+from pinctrl.actions.replies import PacketOut, Resume
 from pinctrl.openflow import messages as ofmsg
 from pinctrl.openflow.packet_in import OFPR_ACTION, PacketIn, PacketInError
 from pinctrl.openflow.resume import encode_resume

@@ -37,7 +37,7 @@ from typing import Any
 
 import ovs.poller
 
-from pinctrl.actions import PacketOut
+from pinctrl.actions.replies import PacketOut
 from pinctrl.openflow import messages as ofmsg
 from pinctrl.openflow.ofactions import resubmit, set_metadata, set_reg
 from pinctrl.packet.headers import fmt_ip4, fmt_mac

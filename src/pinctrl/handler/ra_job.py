@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 
 import ovs.vlog
 
-from pinctrl.actions import PacketOut
+from pinctrl.actions.replies import PacketOut
 from pinctrl.handler.garp_job import DeadlineJob, inport_actions
 from pinctrl.openflow.ofactions import set_reg_bit
 from pinctrl.shared.records import RaEntry
