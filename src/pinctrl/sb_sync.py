@@ -9,6 +9,8 @@ then wakes the handler through handler_seq.
 
 from __future__ import annotations
 
+from typing import Any
+
 import ovs.db.idl
 import ovs.poller
 import ovs.vlog
@@ -121,7 +123,7 @@ class SbSync:
         self._release_buffered()
         self.txn_loop.run(self.ctx, now, self.writes_ready())
 
-    def _notify(self, event, row, updates=None) -> None:
+    def _notify(self, event: str, row: Any, updates: Any = None) -> None:
         """IDL hook (main thread, inside idl.run()): remember the table and
         the MAC_Binding rows that appeared or changed."""
         table = row._table.name
@@ -232,7 +234,7 @@ class SbSync:
         for table, cond in self._local_conds.items():
             if table in self.idl.tables:
                 expected = max(expected, self.idl.cond_change(table, cond))
-        return self.idl.cond_seqno >= expected
+        return bool(self.idl.cond_seqno >= expected)
 
     def _find_chassis(self) -> None:
         name = self.ctx.chassis_name

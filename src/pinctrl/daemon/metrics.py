@@ -102,9 +102,9 @@ class Collector:
         yield alive
         yield age
 
-        for name, value in sorted(self.source.metrics_gauges().items()):
+        for name, gauge in sorted(self.source.metrics_gauges().items()):
             yield GaugeMetricFamily(f"pinctrl_{name}",
-                                    GAUGE_HELP.get(name, name), value=value)
+                                    GAUGE_HELP.get(name, name), value=gauge)
 
         q = GaugeMetricFamily("pinctrl_queue_depth",
                               "Entries in a shared queue or cache",

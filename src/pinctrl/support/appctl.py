@@ -25,7 +25,7 @@ becomes an error reply, counted, never a dead daemon.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol, TypeVar
+from typing import Any, Callable, Mapping, Protocol, Sized, TypeVar
 
 import ovs.db.idl
 import ovs.unixctl
@@ -142,11 +142,11 @@ def shared_sizes(shared: object) -> dict[str, int]:
                 and not isinstance(value, bool)):
             out[name[2:]] = value
             continue
-        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sized):
             continue
         try:
             out[name] = len(value)
-        except TypeError:
+        except TypeError:           # __len__ that refuses (a proxy, ...)
             continue
     return out
 
