@@ -12,10 +12,19 @@ shared/ (SharedState), which actions never import.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
-from pinctrl.shared.records import DnsCache
+from pinctrl.shared.records import (
+    DnsCache,
+    EventKey,
+    FdbKey,
+    Learnt,
+    MacBindingKey,
+    PortKey,
+)
+
+K = TypeVar("K", contravariant=True)
+V = TypeVar("V", contravariant=True)
 
 
 class BufferKey(NamedTuple):
@@ -27,20 +36,33 @@ class BufferKey(NamedTuple):
     ip: bytes           # next hop, 16 bytes (IPv4-mapped for ARP)
 
 
-class HandoverPut(Protocol):
-    """The handler's end of a shared.handover.Handover."""
+class HandoverPut(Protocol[K, V]):
+    """The handler's end of a shared.handover.Handover of K -> V."""
 
-    def put(self, key: Hashable, value: Any) -> bool: ...
+    def put(self, key: K, value: V) -> bool: ...
 
 
 class SharedView(Protocol):
     """The part of shared.state.SharedState actions use: snapshots to read
     and handover tables to fill for the main thread."""
-    put_mac_bindings: HandoverPut
-    put_fdbs: HandoverPut
-    controller_events: HandoverPut
-    put_vport_bindings: HandoverPut
-    ports_to_activate: HandoverPut
+    # Read-only properties, not attributes: a protocol attribute would
+    # have to match Handover's type exactly (mutable members are
+    # invariant).
+
+    @property
+    def put_mac_bindings(self) -> HandoverPut[MacBindingKey, Learnt]: ...
+
+    @property
+    def put_fdbs(self) -> HandoverPut[FdbKey, int]: ...     # -> port key
+
+    @property
+    def controller_events(self) -> HandoverPut[EventKey, str]: ...
+
+    @property
+    def put_vport_bindings(self) -> HandoverPut[PortKey, int]: ...
+
+    @property
+    def ports_to_activate(self) -> HandoverPut[PortKey, bool]: ...
 
     def get_dns_cache(self) -> DnsCache: ...
 

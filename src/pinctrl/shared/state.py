@@ -18,7 +18,14 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from pinctrl.shared.handover import Handover
-from pinctrl.shared.records import EMPTY_MAP
+from pinctrl.shared.records import (
+    EMPTY_MAP,
+    EventKey,
+    FdbKey,
+    Learnt,
+    MacBindingKey,
+    PortKey,
+)
 from pinctrl.shared.seq import Seq
 from pinctrl.support import coverage
 
@@ -51,21 +58,21 @@ class SharedState:
         # (pinctrl.handover; each guarded by 'mutex', capped at 1000, put by
         # the handler, taken whole by the main thread's writers in
         # pinctrl.writers).
-        # (dp key, port key, IP as 16 bytes) -> writers.mac_binding.Learnt
-        self.put_mac_bindings = Handover(
+        self.put_mac_bindings: Handover[MacBindingKey, Learnt] = Handover(
             self.mutex, "pinctrl_drop_put_mac_binding",
             merge=_keep_commit_time)
-        # (dp key, MAC bytes) -> port key
-        self.put_fdbs = Handover(self.mutex, "pinctrl_drop_put_fdb")
-        # (vip, protocol, load_balancer) -> event type; first one wins
-        self.controller_events = Handover(
+        # -> port key
+        self.put_fdbs: Handover[FdbKey, int] = Handover(
+            self.mutex, "pinctrl_drop_put_fdb")
+        # -> event type; first one wins
+        self.controller_events: Handover[EventKey, str] = Handover(
             self.mutex, "pinctrl_drop_controller_event",
             merge=lambda old, new: old)
         # (dp key, virtual port key) -> parent port key
-        self.put_vport_bindings = Handover(
+        self.put_vport_bindings: Handover[PortKey, int] = Handover(
             self.mutex, "pinctrl_drop_put_vport_binding")
-        # (dp key, port key) -> True: ports a RARP activated here
-        self.ports_to_activate = Handover(
+        # -> True: ports a RARP activated here
+        self.ports_to_activate: Handover[PortKey, bool] = Handover(
             self.mutex, "pinctrl_drop_activated_port")
         # (mutex) Main -> handler: neighbours the Southbound MAC_Binding
         # table learnt, for the buffered packets waiting on them: a list of
@@ -169,7 +176,7 @@ class SharedState:
 MAX_RESOLVED = 10000
 
 
-def _keep_commit_time(old, new):
+def _keep_commit_time(old: Learnt, new: Learnt) -> Learnt:
     """put_mac_bindings: a re-learnt key updates the MAC, keeps the first
     commit time (OVN mac-learn.c)."""
     return new._replace(commit_at=old.commit_at)

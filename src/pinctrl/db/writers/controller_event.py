@@ -10,14 +10,17 @@ exists the events wait (23.03 drops them after 10 s; we keep them, capped).
 
 from __future__ import annotations
 
+import ovs.db.idl
+
 from pinctrl.db.local_datapaths import ref
 from pinctrl.db.writers import HandoverWriter, SbContext
+from pinctrl.shared.records import EventKey
 from pinctrl.shared.state import SharedState
 
 TABLE = "Controller_Event"
 
 
-class ControllerEventWriter(HandoverWriter):
+class ControllerEventWriter(HandoverWriter[EventKey, str]):
     """controller_events -> SB Controller_Event (main thread)."""
     name = "controller_events"
 
@@ -27,7 +30,8 @@ class ControllerEventWriter(HandoverWriter):
                          merge=lambda old, new: old)
         self.seq_num = 1
 
-    def write(self, txn, ctx: SbContext, now: int) -> bool:
+    def write(self, txn: ovs.db.idl.Transaction, ctx: SbContext,
+              now: int) -> bool:
         if ctx.chassis is None or TABLE not in ctx.idl.tables:
             return False
         batch = self.queue.start()

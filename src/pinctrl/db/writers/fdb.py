@@ -13,6 +13,7 @@ import ovs.db.idl
 
 from pinctrl.db.writers import HandoverWriter, SbContext
 from pinctrl.packet.headers import fmt_mac
+from pinctrl.shared.records import FdbKey
 from pinctrl.shared.state import SharedState
 
 TABLE = "FDB"
@@ -30,14 +31,15 @@ def lookup(idl: ovs.db.idl.Idl, mac: str, dp_key: int) -> Any:
     return next(idl.index_equal(TABLE, INDEX, probe), None)
 
 
-class FdbWriter(HandoverWriter):
+class FdbWriter(HandoverWriter[FdbKey, int]):
     """put_fdbs -> SB FDB (main thread)."""
     name = "fdb"
 
     def __init__(self, shared: SharedState) -> None:
         super().__init__(shared.put_fdbs, "pinctrl_drop_put_fdb_retry")
 
-    def write(self, txn, ctx: SbContext, now: int) -> bool:
+    def write(self, txn: ovs.db.idl.Transaction, ctx: SbContext,
+              now: int) -> bool:
         batch = self.queue.start()
         if not batch or TABLE not in ctx.idl.tables:
             return bool(batch)

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from typing import Any, Iterable, Protocol
 
 import ovs.db.idl
 import ovs.vlog
 
 from pinctrl.db.addresses import parse_mac
+from pinctrl.db.garp_plan import MacBindingWrite
 from pinctrl.db.local_datapaths import ref
 from pinctrl.db.txn import RetryQueue
 from pinctrl.db.writers import HandoverWriter, SbContext
 from pinctrl.packet.headers import fmt_mac
-from pinctrl.shared.records import IPV4_MAPPED_PREFIX
+from pinctrl.shared.records import IPV4_MAPPED_PREFIX, Learnt, MacBindingKey
 from pinctrl.shared.state import SharedState
 from pinctrl.support import appctl, coverage
 from pinctrl.support.log import RateLimit, rl_log
@@ -67,12 +69,13 @@ def lookup(idl: ovs.db.idl.Idl, logical_port: str, ip: str) -> Any:
     return next(idl.index_equal(TABLE, INDEX, probe), None)
 
 
-def _due(now: int):
+def _due(now: int) -> Callable[[Learnt], bool]:
     return lambda learnt: learnt.commit_at <= now
 
 
-def upsert(txn, idl: ovs.db.idl.Idl, logical_port: str, ip: str, mac: str,
-           datapath: Any, update_only: bool = False) -> bool:
+def upsert(txn: ovs.db.idl.Transaction, idl: ovs.db.idl.Idl,
+           logical_port: str, ip: str, mac: str, datapath: Any,
+           update_only: bool = False) -> bool:
     """mac_binding_add_to_sb(): find the (logical_port, ip) row, insert it
     if absent (unless 'update_only'), and write mac - and timestamp when
     the schema has it - only if the MAC differs.  True if it wrote."""
@@ -93,7 +96,7 @@ def upsert(txn, idl: ovs.db.idl.Idl, logical_port: str, ip: str, mac: str,
     return True
 
 
-class MacBindingWriter(HandoverWriter):
+class MacBindingWriter(HandoverWriter[MacBindingKey, Learnt]):
     """put_mac_bindings -> SB MAC_Binding (main thread); also the bindings
     a new local gARP announcement implies for the peer routers
     (controller/pinctrl.c send_garp_locally(),
@@ -105,13 +108,13 @@ class MacBindingWriter(HandoverWriter):
                          "pinctrl_drop_put_mac_binding_retry",
                          merge=lambda old, new: new._replace(
                              commit_at=old.commit_at))
-        # (logical_port, ip) -> garp_prepare.MacBindingWrite
-        self.local = RetryQueue("pinctrl_drop_garp_mac_binding_retry")
+        self.local: RetryQueue[tuple[str, str], MacBindingWrite] = \
+            RetryQueue("pinctrl_drop_garp_mac_binding_retry")
         self.n_written = 0
         # Recently written (logical_port, ip, mac), for pinctrl/mac-bindings.
         self.recent: list[tuple[str, str, str]] = []
 
-    def add_local(self, writes) -> None:
+    def add_local(self, writes: Iterable[MacBindingWrite]) -> None:
         """Main thread: queue send_garp_locally()'s MAC_Binding writes."""
         self.local.add({(w.logical_port, w.ip): w for w in writes})
 
@@ -134,7 +137,8 @@ class MacBindingWriter(HandoverWriter):
     def __len__(self) -> int:
         return len(self.queue) + len(self.local)
 
-    def write(self, txn, ctx: SbContext, now: int) -> bool:
+    def write(self, txn: ovs.db.idl.Transaction, ctx: SbContext,
+              now: int) -> bool:
         batch = self.queue.start(_due(now))
         local = self.local.start()
         if not batch and not local:
@@ -159,7 +163,8 @@ class MacBindingWriter(HandoverWriter):
                           w.logical_port, w.ip, w.mac)
         return True
 
-    def _written(self, wrote: bool, lport: str, ip: str, mac) -> None:
+    def _written(self, wrote: bool, lport: str, ip: str,
+                 mac: str | bytes) -> None:
         if wrote:
             mac = mac if isinstance(mac, str) else fmt_mac(mac)
             self.recent = (self.recent + [(lport, ip, mac)])[-100:]

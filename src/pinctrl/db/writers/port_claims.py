@@ -5,10 +5,12 @@ OVN 23.03 run_put_vport_binding()) and RARP activation
 
 from __future__ import annotations
 
+import ovs.db.idl
 import ovs.vlog
 
 from pinctrl.db.local_datapaths import ref
 from pinctrl.db.writers import HandoverWriter, SbContext
+from pinctrl.shared.records import PortKey
 from pinctrl.shared.state import SharedState
 from pinctrl.support import coverage
 from pinctrl.support.log import RateLimit, rl_log
@@ -19,7 +21,7 @@ _rl = RateLimit(5, 5)
 ACTIVATED = "additional-chassis-activated"
 
 
-class VportWriter(HandoverWriter):
+class VportWriter(HandoverWriter[PortKey, int]):
     """put_vport_bindings -> Port_Binding chassis/virtual_parent."""
     name = "vport_bindings"
 
@@ -27,7 +29,8 @@ class VportWriter(HandoverWriter):
         super().__init__(shared.put_vport_bindings,
                          "pinctrl_drop_put_vport_binding_retry")
 
-    def write(self, txn, ctx: SbContext, now: int) -> bool:
+    def write(self, txn: ovs.db.idl.Transaction, ctx: SbContext,
+              now: int) -> bool:
         if ctx.chassis is None:
             return False
         batch = self.queue.start()
@@ -57,7 +60,7 @@ def activated_here(options: dict, chassis_name: str) -> bool:
     return chassis_name in options.get(ACTIVATED, "").split(",")
 
 
-class ActivationWriter(HandoverWriter):
+class ActivationWriter(HandoverWriter[PortKey, bool]):
     """ports_to_activate -> Port_Binding options:additional-chassis-
     activated gains this chassis's name."""
     name = "activated_ports"
@@ -66,7 +69,8 @@ class ActivationWriter(HandoverWriter):
         super().__init__(shared.ports_to_activate,
                          "pinctrl_drop_activated_port_retry")
 
-    def write(self, txn, ctx: SbContext, now: int) -> bool:
+    def write(self, txn: ovs.db.idl.Transaction, ctx: SbContext,
+              now: int) -> bool:
         if not ctx.chassis_name:
             return False
         batch = self.queue.start()
