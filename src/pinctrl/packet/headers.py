@@ -281,7 +281,7 @@ def _crc32c_table() -> tuple[int, ...]:
 _CRC32C = _crc32c_table()
 
 
-def crc32c(data: bytes) -> int:
+def crc32c(data: bytes | bytearray) -> int:
     """CRC32c (Castagnoli, RFC 4960 appendix B) of 'data'."""
     c = 0xFFFFFFFF
     for b in data:
