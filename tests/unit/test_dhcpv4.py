@@ -365,6 +365,33 @@ def test_broadcast_flag_sends_to_broadcast(mt):
     assert pkt.csum(r.data[14:34]) == 0
 
 
+SERVER_MAC = bytes.fromhex("0a0000000001")
+
+
+@pytest.mark.parametrize("flags,ip_dst", [(0, OFFER), (0x8000, b"\xff" * 4)],
+                         ids=["to_offer", "broadcast_flag"])
+def test_unicast_discover_gets_the_offer_of_a_broadcast_one(flags, ip_dst,
+                                                            logs):
+    """RFC 2131 §4.4.4: a client that knows its server may send the
+    DISCOVER to it.  23.03's renewal flow (ip4.src == OFFER && ip4.dst ==
+    {SERVER, 255.255.255.255}) punts such a DISCOVER from a client that
+    kept its address, and 23.03 answers it with the OFFER a broadcast one
+    gets: the IP destination is the offer (or broadcast, per the flag),
+    never the request's; only the copied Ethernet destination differs."""
+    tlvs = (tlv(1, ip4("255.255.255.0")) + tlv(51, struct.pack("!I", 3600))
+            + tlv(54, SERVER))
+    payload = bootp(d.DISCOVER, flags=flags)
+    bcast = run(frame(payload, src=OFFER), tlvs)
+    ucast = run(SERVER_MAC + frame(payload, src=OFFER, dst=SERVER)[6:], tlvs)
+    assert ucast.result and bcast.result
+    r = Reply(ucast.packet)
+    assert r.options()[:3] == bytes((53, 1, d.OFFER))
+    assert (r.field(d._YIADDR), r.ip_dst()) == (OFFER, ip_dst)
+    assert ucast.packet[:6] == SERVER_MAC
+    assert ucast.packet[6:] == bcast.packet[6:]
+    assert logs.lines == [("INFO", "DHCPOFFER 50:54:00:00:00:01 10.0.0.11")] * 2
+
+
 def test_vlan_tagged_request():
     vlan = b"\x81\x00\x20\x64"
     req = frame(bootp(), vlan=vlan)

@@ -48,8 +48,9 @@ BUG_CLASSES = {
         "test_dhcpv6.py::test_not_ipv6_udp",
         "test_regressions.py::test_01a596132_ipv6_extension_header_over_read",
     ],
-    "illegal DHCP: source 0.0.0.0 to a unicast destination (PR#224)": [
-        "test_regressions.py::test_pr224_illegal_dhcp_discover_to_unicast",
+    "unicast DHCPDISCOVER left unanswered (FDP-765, f74b38f77)": [
+        "test_regressions.py::test_fdp765_unicast_dhcp_discover_answered",
+        "test_dhcpv4.py::test_unicast_discover_gets_the_offer_of_a_broadcast_one",
     ],
     "reject ping-pong (BZ1934011, bcd9a8fb1)": [
         "test_reset.py::test_reject_never_answers_icmp_errors",
@@ -250,22 +251,25 @@ def test_01a596132_ipv6_extension_header_over_read(ext, exchange, opcode):
 
 # --- DHCP --------------------------------------------------------------------
 
-def test_pr224_illegal_dhcp_discover_to_unicast():
-    """ovn-org/ovn PR#224 / faeb96968: with the merged responder flows of
-    northd >= 24.03 an illegal DISCOVER (source 0.0.0.0 to a unicast
-    server address) reaches pinctrl, which must not answer it (later OVN
-    warns "DHCP DISCOVER must be Broadcast").  The request is resumed
-    unchanged."""
+def test_fdp765_unicast_dhcp_discover_answered():
+    """FDP-765 / f74b38f77: OVN 2132acb16 (v24.03.0, ovn-org/ovn PR#224)
+    made pinctrl refuse a DISCOVER not sent to 255.255.255.255 ("DHCP
+    DISCOVER must be Broadcast"), which RFC 2131 §4.4.4 allows; OVN
+    v25.03.0 (and 24.03.4, 24.09.1, branch-23.09) answers it again, as
+    23.03 always did.  This daemon once copied the refusal.  The DISCOVER
+    of the golden exchange sent to the server's address gets the golden
+    OFFER: the reply's IP destination is the offer, not the request's."""
+    golden = golden_pin("dhcpv4_discover_offer", 2)
     pin = golden_pin("dhcpv4_discover_offer", 2)
     frame = bytearray(pin.packet)
-    assert frame[26:30] == bytes(4)                 # source 0.0.0.0
+    assert frame[26:34] == bytes(4) + b"\xff" * 4  # 0.0.0.0 -> broadcast
     frame[30:34] = bytes([10, 0, 0, 1])             # the server, unicast
     frame[24:26] = b"\0\0"
     pkt.ipv4_set_csum(frame, 14)
     pin.packet = bytes(frame)
-    n = coverage.get("pinctrl_dhcpv4_drop_discover_not_broadcast")
-    assert resumed_packet(dispatched(pin)) == pin.packet
-    assert coverage.get("pinctrl_dhcpv4_drop_discover_not_broadcast") == n + 1
+    offer = resumed_packet(dispatched(pin))
+    assert offer != pin.packet
+    assert offer == resumed_packet(dispatched(golden))
 
 
 # --- reject ping-pong --------------------------------------------------------

@@ -322,11 +322,11 @@ def process(rest: bytes, frame: bytes) -> Outcome:
     options = args.options
     mt = req.msg_type
     if mt == DISCOVER:
-        if frame[req.l3_ofs + 16:req.l3_ofs + 20] != _BCAST:
-            # Illegal (RFC 2131 §4.1): OVN faeb96968 (v24.03, PR#224);
-            # 23.03's flows never send one here, newer northd's do.
-            return _reject("discover_not_broadcast",
-                           "DHCP DISCOVER must be Broadcast").outcome()
+        # Whatever its IP destination (RFC 2131 §4.4.4: a client that knows
+        # its server may unicast to it; 23.03's renewal flow punts such a
+        # DISCOVER).  The refusal OVN 2132acb16 added in v24.03.0 was
+        # removed again by f74b38f77 (v25.03.0; backported to 24.03.4 and
+        # 24.09.1): docs/compat.md #10.
         reply_type = OFFER
     elif mt == REQUEST:
         reply_type = ACK
