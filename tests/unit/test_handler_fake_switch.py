@@ -99,6 +99,35 @@ def test_handshake_echo_and_packet_in(rig):
     resume = next(goldens.iter_of_messages(ex, msg="NXT_RESUME"))
     switch.send(bytes.fromhex(pin["hex"]))
     assert switch.recv_msg().hex() == resume["hex"]
+    # Timed into the handler's histogram, under the action's name.
+    (name,) = handler.latency.snapshot()
+    assert name == "put_dhcp_opts"
+    assert handler.buffered_packets_summary() == (0, 0)
+
+
+class EchoOnce:
+    """A job that sends one echo request the first time it runs."""
+
+    def __init__(self):
+        self.sent = False
+
+    def run(self, env, now):
+        if self.sent:
+            return []
+        self.sent = True
+        return [bytes.fromhex("0602000800000099")]
+
+    def wait(self, poller, now):
+        pass
+
+
+def test_added_job_runs_in_the_running_handler(rig):
+    """add_job() (main thread) puts a job into the running handler's loop:
+    its message goes out although the switch sends nothing."""
+    switch, handler = rig
+    _handshake(switch)
+    handler.add_job(EchoOnce())
+    assert switch.recv_msg().hex() == "0602000800000099"
 
 
 def test_garbage_packet_in_is_counted_not_fatal(rig):

@@ -31,15 +31,14 @@ from pinctrl.daemon.cli import (
     check_ssl_remotes,
     db_timeout,
 )
-from pinctrl.daemon.context import AppctlView
-from pinctrl.daemon.keepalive import KeepAlive, ThreadHealth
+from pinctrl.daemon.context import AppctlView, MetricsView
+from pinctrl.daemon.keepalive import KeepAlive
 from pinctrl.daemon.metrics import MetricsServer
 from pinctrl.daemon.sd_notify import Notifier
-from pinctrl.daemon.show import ShowReport, dns_name_count, sb_server_info
 from pinctrl.daemon.supervisor import Supervisor
 from pinctrl.db import idl_util
 from pinctrl.db.ovs_config import OVS_DB_NAME, OvsConfig
-from pinctrl.handler.latency import DispatchLatency, Histogram
+from pinctrl.handler.latency import DispatchLatency
 from pinctrl.handler.jobs import HandlerJob
 from pinctrl.handler_thread import HEARTBEAT_MS, THREAD_NAME, PinctrlHandler
 from pinctrl.sb_sync import SB_DB_NAME, SbSync
@@ -114,6 +113,8 @@ class Daemon:
                   f"{args.br_int}, chassis {chassis}, Southbound {remote}")
 
     def _start_handler(self) -> None:
+        """Main thread: a new pinctrl_handler thread (at start-up, or in
+        place of one that died)."""
         self.handler = PinctrlHandler(self.shared, self.args.ovs_rundir,
                                       self.args.probe_interval, self.latency)
         self.handler_started = time.monotonic()
@@ -125,6 +126,7 @@ class Daemon:
         return (h.heartbeat if h is not None else 0.0) or self.handler_started
 
     def _handler_alive(self) -> bool:
+        """Any thread."""
         return self.handler is not None and self.handler.is_alive()
 
     def _fetch_schema(self, remote: str, db_name: str, what: str) -> dict:
@@ -144,6 +146,8 @@ class Daemon:
             self.sup.startup_ping(time.monotonic())
 
     def _open_ovs_config(self) -> OvsConfig:
+        """Main thread: the local OVS DB, once its Open_vSwitch row is
+        replicated (bounded by --db-timeout)."""
         args = self.args
         schema = self._fetch_schema(args.ovs_db, OVS_DB_NAME, "OVS database")
         cfg = OvsConfig(args.ovs_db, schema)
@@ -162,12 +166,14 @@ class Daemon:
         return cfg
 
     def _open_sb(self, remote: str) -> SbSync:
+        """Main thread: a Southbound connection to 'remote'."""
         check_ssl_remotes(self.args, remote)
         schema = self._fetch_schema(remote, SB_DB_NAME,
                                     "OVN Southbound database")
         return SbSync(self.shared, remote, schema)
 
     def _start_unixctl(self) -> None:
+        """Main thread: the control socket, serving every command."""
         path = self.args.unixctl
         if path is None:
             path = os.path.join(self.args.ovs_rundir,
@@ -184,11 +190,13 @@ class Daemon:
         appctl.install(AppctlView(self))
 
     def _add_handler_job(self, job: HandlerJob) -> None:
+        """Main thread (test hooks): hand 'job' to the running handler."""
         if self.handler is not None:
             self.handler.add_job(job)
 
     def _start_metrics(self, host: str, port: int) -> None:
-        self.metrics = MetricsServer(self, host, port)
+        """Main thread: the Prometheus endpoint (its own thread)."""
+        self.metrics = MetricsServer(MetricsView(self), host, port)
         try:
             self.metrics.start()
         except (OSError, ImportError) as e:
@@ -261,6 +269,7 @@ class Daemon:
             else "connecting"
 
     def _of_state(self) -> str:
+        """The handler's OpenFlow connection state (a display read)."""
         return self.handler.conn.state if self.handler is not None \
             else "idle"
 
@@ -289,56 +298,6 @@ class Daemon:
         """ovs-appctl exit (main thread)."""
         self.exiting = True
         conn.reply(None)
-
-    # --- what pinctrl/show reports (main thread) ------------------------------
-    def report(self) -> ShowReport:
-        """pinctrl/show's figures, gathered now (main thread)."""
-        sb, h = self.sb, self.handler
-        assert sb is not None and h is not None, "start() first"
-        with self.shared.mutex:
-            br, chassis = self.shared.br_int_name, self.shared.chassis_name
-            dns = self.shared.dns_cache
-        caches = appctl.shared_sizes(self.shared)
-        caches["dns_cache names"] = dns_name_count(dns)
-        oc = h.conn
-        return ShowReport(
-            chassis=chassis,
-            chassis_found=bool(sb.summary.get("chassis_found")),
-            bridge=br,
-            openflow_state=oc.state, openflow_target=oc.target,
-            openflow_connects=oc.n_connects,
-            openflow_last_error=oc.last_error,
-            sb_connected=sb.connected(), sb_remotes=sb.remotes,
-            sb_server=idl_util.idl_remote(sb.idl),
-            sb_server_role=sb_server_info(sb.idl, SB_DB_NAME),
-            sb_rows=dict(sb.summary),
-            caches=caches,
-            health=self.sup.keepalive.check(),
-            systemd=self.sup.systemd_text(),
-            metrics_url=(f"http://{self.metrics.host}:{self.metrics.port}"
-                         "/metrics" if self.metrics is not None else None),
-            uptime_s=int(time.monotonic() - self.sup.started))
-
-    # --- metrics.MetricsSource (any thread: the metrics thread scrapes) -------
-    def thread_health(self) -> list[ThreadHealth]:
-        return self.sup.keepalive.check()
-
-    def dispatch_latency(self) -> dict[str, Histogram]:
-        return self.latency.snapshot()
-
-    def metrics_gauges(self) -> dict[str, float]:
-        """The gauges the main loop last published."""
-        return self.sup.gauges
-
-    def queue_depths(self) -> dict[str, int]:
-        """Sizes of the shared state's containers, the handler's OpenFlow
-        transmit backlog and its buffered frames (plain reads)."""
-        out = appctl.shared_sizes(self.shared)
-        h = self.handler
-        if h is not None:
-            out["openflow_tx_bytes"] = h.openflow_tx_bytes()
-            out["buffered_packets"] = h.buffered_packets_summary()[1]
-        return out
 
 
 def serve(args: argparse.Namespace) -> int:
