@@ -26,6 +26,7 @@ changed).  Test (or bench) process, main thread.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -508,6 +509,12 @@ def sb_server_unavailable() -> str | None:
     return None
 
 
+def sb_schema() -> dict[str, Any]:
+    """The installed OVN_Southbound schema, as SbSync and make_idl take it."""
+    with open(SB_SCHEMA) as f:
+        return json.load(f)
+
+
 class SbServer(ProcessGroup):
     """The golden OVN Southbound alone: one ovsdb-server child serving a
     copy of sb.backup.db in 'dir' (tests of SbSync and the writers).
@@ -548,6 +555,12 @@ class SbServer(ProcessGroup):
     def dp_uuid(self, key: int) -> str:
         return self.sbctl("--bare", "--columns=_uuid", "find",
                           "Datapath_Binding", f"tunnel_key={key}")
+
+    def rows(self, table: str, *cond: str) -> list[dict[str, Any]]:
+        """`ovn-sbctl find table cond...` as dicts (ovsdb JSON values:
+        ["uuid", u], ["map", [...]], ["set", [...]] or a scalar)."""
+        data = json.loads(self.sbctl("--format=json", "find", table, *cond))
+        return [dict(zip(data["headings"], r)) for r in data["data"]]
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """End the server with 'sig' (SIGKILL after 5 s), by pid; its

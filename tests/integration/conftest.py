@@ -26,18 +26,16 @@ tests/unit/ cannot ask for a server: unit tests stay pure.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from pinctrl.sb_sync import SbSync
 from pinctrl.shared.state import SharedState
 from testbed.daemon_under_test import Daemon, daemon_unavailable
 from testbed.ovs_sandbox import (
-    SB_SCHEMA,
     Sandbox,
     SbServer,
     missing_prerequisites,
+    sb_schema,
     sb_server_unavailable,
     step_until_change,
 )
@@ -134,12 +132,6 @@ def sb_server(tmp_path):
         srv.stop()
         unavailable(f"SB ovsdb-server could not start: {e}")
     yield from _until_teardown(srv)
-
-
-def sb_schema() -> dict:
-    """The installed OVN_Southbound schema, as SbSync takes it."""
-    with open(SB_SCHEMA) as f:
-        return json.load(f)
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ the handler jobs send within one main-loop iteration.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from ovs.timeval import msec
 
@@ -17,17 +15,20 @@ from pinctrl.handler.garp_job import GarpJob
 from pinctrl.handler.ra_job import RaJob
 from pinctrl.sb_sync import SbSync
 from pinctrl.shared.state import SharedState
-from tests.sb_server import SCHEMA, sb_server, step_until_change  # noqa: F401
+from testbed.ovs_sandbox import sb_schema, step_until_change
 from tests.unit.test_garp import GOLDEN_ENTRIES, first_round, zero_xid
 from tests.unit.test_local_datapaths import CHASSIS, IFACES, NETWORKS
-from tests.unit.test_sb_writers import rows, settle
+from tests.unit.test_sb_writers import settle
+
+pytestmark = pytest.mark.integration
 
 INPUTS = ChassisInputs(tuple(IFACES), NETWORKS)
 
 
 @pytest.fixture
-def sync(sb_server):  # noqa: F811
-    s = SbSync(SharedState(), sb_server.remote, json.loads(SCHEMA.read_text()))
+def sync(sb_server):
+    """conftest's sync, also run once with this chassis's inputs."""
+    s = SbSync(SharedState(), sb_server.remote, sb_schema())
     try:
         step_until_change(s)
         s.run(msec(), CHASSIS, INPUTS)
@@ -73,8 +74,8 @@ def test_handler_job_sends_the_golden_garps(sync):
 
 def test_new_announcement_writes_the_peer_router_binding(sync, sb_server):
     settle(sync)
-    (row,) = [r for r in rows(sb_server, "MAC_Binding",
-                              "logical_port=lr0-public")
+    (row,) = [r for r in sb_server.rows("MAC_Binding",
+                                        "logical_port=lr0-public")
               if r["ip"] == "172.16.0.50"]
     assert row["mac"] == "50:54:00:00:00:05"
 
