@@ -88,8 +88,10 @@ class SbSync:
         self.idl.notify = self._notify
         mac_binding.create_index(self.idl)
         fdb.create_index(self.idl)
-        # MAC_Binding rows created or updated during the last idl.run().
-        self._changed_mac_bindings: list = []
+        # MAC_Binding rows created or updated during the last idl.run(),
+        # and the buffered next hops last looked up (_release_buffered).
+        self._mac_bindings_changed = False
+        self._buffered_keys_seen: frozenset = frozenset()
         self.ctx = SbContext(self.idl)
         self._ports_seen = (-1, -1)
         self.mac_bindings = MacBindingWriter(shared)
@@ -129,7 +131,7 @@ class SbSync:
         table = row._table.name
         self._dirty.add(table)
         if table == "MAC_Binding" and event != ovs.db.idl.ROW_DELETE:
-            self._changed_mac_bindings.append(row)
+            self._mac_bindings_changed = True
         elif table == "DNS":
             self._dns_changed.add(row.uuid)
 
@@ -243,11 +245,19 @@ class SbSync:
              if c.name == name), None) if name else None
 
     def _release_buffered(self) -> None:
-        """Tell the handler which neighbours new/changed MAC_Binding rows
-        resolve, when it has packets buffered (OVN run_buffered_binding)."""
-        rows, self._changed_mac_bindings = self._changed_mac_bindings, []
-        if rows and self.shared.n_buffered_packets:
-            resolved = mac_binding.resolved_neighbors(rows, self.ctx)
+        """Tell the handler which of the next hops its buffered packets
+        wait for have a MAC_Binding row (OVN run_buffered_binding): a row
+        that already exists releases them, not only a new or changed one,
+        so a packet buffered again behind a known neighbour (take-over
+        mode: no flow for the binding) still leaves.  Looked up again only
+        when the handler's key set or the MAC_Binding table changed."""
+        changed, self._mac_bindings_changed = self._mac_bindings_changed, False
+        keys = self.shared.get_buffered_keys()
+        if keys == self._buffered_keys_seen and not changed:
+            return
+        self._buffered_keys_seen = keys
+        if keys:
+            resolved = mac_binding.bound_next_hops(keys, self.idl, self.ctx)
             if resolved:
                 self.shared.add_resolved_neighbors(resolved)
 

@@ -43,7 +43,12 @@ class FakeShared:
     def __init__(self) -> None:
         self.resolved: list = []
         self.n_buffered_packets = 0
+        self.buffered_keys: frozenset = frozenset()
         self.takes = 0
+
+    def set_buffered_keys(self, keys: frozenset) -> None:
+        self.buffered_keys = keys
+        self.n_buffered_packets = len(keys)
 
     def take_resolved_neighbors(self):
         self.takes += 1
@@ -208,15 +213,18 @@ def test_each_push_refreshes_its_key():
     assert bp.gc(10201) == 2
 
 
-def test_shared_count_follows_every_change():
+def test_shared_keys_follow_every_change():
     shared = FakeShared()
     bp = m.BufferedPackets(shared=shared)
     bp.push(K1, frame(1), b"", 0)
     bp.push(K2, frame(2), b"", 0)
-    assert shared.n_buffered_packets == 2
+    assert shared.buffered_keys == {K1, K2}
+    bp.push(K2, frame(3), b"", 0)               # same key: same set
+    assert shared.buffered_keys == {K1, K2}
     bp.release([K1], GW_MAC)
-    assert shared.n_buffered_packets == 1
+    assert shared.buffered_keys == {K2}
     bp.gc(20000)
+    assert shared.buffered_keys == frozenset()
     assert shared.n_buffered_packets == 0
 
 

@@ -168,9 +168,10 @@ class BufferedPackets:
         return len(self._map), self._n_frames
 
     def _publish_count(self) -> None:
+        """After every change of the key set (not of a key's frames): the
+        main thread looks the keys up in MAC_Binding."""
         if self._shared is not None:
-            # A plain int store; the main thread reads it without the lock.
-            self._shared.n_buffered_packets = len(self._map)
+            self._shared.set_buffered_keys(frozenset(self._map))
 
     # --- HandlerJob (pinctrl.handler_jobs) ------------------------------------
     def run(self, env: Env | None, now: int) -> list[bytes]:

@@ -35,7 +35,7 @@ class SharedState:
                  "chassis_name", "dns_cache", "put_mac_bindings",
                  "put_fdbs", "controller_events", "put_vport_bindings",
                  "ports_to_activate", "resolved_neighbors",
-                 "n_buffered_packets", "garp_snapshot", "ra_snapshot")
+                 "n_buffered_packets", "buffered_keys", "garp_snapshot", "ra_snapshot")
 
     def __init__(self) -> None:
         self.mutex = threading.Lock()
@@ -83,6 +83,13 @@ class SharedState:
         # int store), read by the main thread without the lock to skip
         # publishing resolutions nobody waits for.
         self.n_buffered_packets = 0
+        # (mutex) The next hops buffered packets wait for, as an immutable
+        # frozenset of (dp key, port key, ip16) (actions.env.BufferKey).
+        # Written by the handler whenever its key set changes, read by the
+        # main thread, which looks each one up in MAC_Binding (OVN
+        # run_buffered_binding: a binding that already exists releases
+        # the packets, not only a new or changed one).
+        self.buffered_keys: frozenset[tuple[int, int, bytes]] = frozenset()
         # (mutex) What the handler announces, as (version, immutable
         # mapping): name -> garp.GarpEntry and port name ->
         # ipv6_ra.RaEntry.  Written by the main thread (SbSync) only when
@@ -151,6 +158,22 @@ class SharedState:
         (OVN's notify_pinctrl_main)."""
         coverage.inc("pinctrl_notify_main_thread")
         self.main_seq.change()
+
+    def set_buffered_keys(self, keys: frozenset[tuple[int, int, bytes]]
+                          ) -> None:
+        """Handler thread: publish the next hops buffered packets wait for;
+        wake the main thread when one is new (it may already be bound)."""
+        with self.mutex:
+            new = not keys <= self.buffered_keys
+            self.buffered_keys = keys
+        self.n_buffered_packets = len(keys)
+        if new:
+            self.notify_main()
+
+    def get_buffered_keys(self) -> frozenset[tuple[int, int, bytes]]:
+        """Main thread: the next hops buffered packets wait for."""
+        with self.mutex:
+            return self.buffered_keys
 
     def add_resolved_neighbors(self, resolved: list[tuple[tuple, bytes]]
                                ) -> None:

@@ -171,27 +171,27 @@ class MacBindingWriter(HandoverWriter[MacBindingKey, Learnt]):
             self.n_written += 1
 
 
-def resolved_neighbors(rows: Iterable[Any], ctx: SbContext
-                       ) -> list[tuple[tuple, bytes]]:
-    """For new/changed MAC_Binding rows, the buffered-packet keys they
-    resolve (controller/pinctrl.c run_buffered_binding()): (dp key,
-    port key, ip) of the row's port, then of its
-    chassis-redirect port if the port has one.  Main thread."""
+def bound_next_hops(keys: Iterable[tuple[int, int, bytes]],
+                    idl: ovs.db.idl.Idl, ctx: SbContext
+                    ) -> list[tuple[tuple, bytes]]:
+    """For the next hops buffered packets wait for, (dp key, port key,
+    ip16), those a MAC_Binding row already resolves: ((key,), MAC).  The
+    row is looked up by the key's port, or for a chassis-redirect port by
+    the port it redirects (its options:distributed-port).  OVN
+    run_buffered_binding(): existence releases, not only a change.  Main
+    thread."""
     out = []
-    for row in rows:
-        pb = ctx.ports.by_name.get(row.logical_port)
-        ip16 = parse_ip(row.ip)
-        mac = parse_mac(row.mac)
-        if pb is None or ip16 is None or mac is None:
+    for key in keys:
+        pb = ctx.ports.by_key.get(key[:2])
+        if pb is None:
             continue
-        dp = ref(pb.datapath)
-        keys = [(dp.tunnel_key, pb.tunnel_key, ip16)]
-        if pb.options.get("chassis-redirect-port"):
-            cr = ctx.ports.by_name.get("cr-" + row.logical_port)
-            if cr is not None and cr.type == "chassisredirect":
-                keys.append((ref(cr.datapath).tunnel_key,
-                             cr.tunnel_key, ip16))
-        out.append((tuple(keys), mac))
+        lport = pb.logical_port
+        if pb.type == "chassisredirect":
+            lport = pb.options.get("distributed-port") or lport[3:]
+        row = lookup(idl, lport, format_ip(key[2]))
+        mac = parse_mac(row.mac) if row is not None else None
+        if mac is not None:
+            out.append(((key,), mac))
     return out
 
 
