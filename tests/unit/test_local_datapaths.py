@@ -193,3 +193,29 @@ def test_last_nat_element_wins_a_name():
                                  ip4("10.0.0.1"), 3, 2),
         "gw-10.0.0.2": GarpEntry(bytes.fromhex("000000000002"),
                                  ip4("10.0.0.2"), 3, 2)}
+
+
+def test_virtual_port_claimed_here_is_not_announced():
+    """A virtual port bind_vport claimed for this chassis has no br-int
+    interface, and 23.03's get_localnet_vifs_l3gwports() takes VIFs only
+    from br-int interfaces: it is not announced (the recording
+    bind_vport_garp has no packet-out; its replies are the VM's own gARP
+    flooded by flows, before the packet-ins).  docs/compat.md, issue 16."""
+    dp = ns(tunnel_key=1, external_ids={})
+    ln = ns(logical_port="ln", type="localnet", datapath=dp, tunnel_key=1,
+            options={"network_name": "n"}, chassis=[], mac=[],
+            nat_addresses=[], ha_chassis_group=[])
+    parent = ns(logical_port="sw0-p1", type="", datapath=dp, tunnel_key=2,
+                options={}, chassis=[ch("hv1")], ha_chassis_group=[],
+                mac=["50:54:00:00:00:01 10.0.0.11"], nat_addresses=[])
+    vip = ns(logical_port="sw0-vip", type="virtual", datapath=dp,
+             tunnel_key=9, chassis=[ch("hv1")], ha_chassis_group=[],
+             options={"virtual-ip": "10.0.0.10",
+                      "virtual-parents": "sw0-p1"},
+             virtual_parent="sw0-p1", mac=[], nat_addresses=[])
+    pbs = PortBindings([ln, parent, vip])
+    lds = compute_local_datapaths(pbs, "hv1", {"n"})
+    plan = garp_announcements(pbs, [Iface("sw0-p1", 1, {})], "hv1", lds)
+    assert plan.entries == {
+        "sw0-p1": GarpEntry(bytes.fromhex("505400000001"),
+                            ip4("10.0.0.11"), 1, 2)}
