@@ -15,7 +15,7 @@ from pinctrl.actions.not_yet import NOT_IMPLEMENTED
 from pinctrl.openflow.packet_in import decode_packet_in2
 from pinctrl.proxy import classify
 from pinctrl.proxy.ownership import OwnershipError, resolve
-from tests.goldens import exchange_names, iter_of_messages, load_exchange
+from testbed.golden import exchange_names, iter_of_messages, load_exchange
 
 
 def _recorded(msg: str, dir: str) -> list[tuple[str, bytes]]:

@@ -13,7 +13,7 @@ import pytest
 from pinctrl.proxy import classify
 from pinctrl.proxy.session import (CLOSED, DRAINING, LINGER_MS, OPEN,
                                    RECV_CHUNK, TX_HIGH_WATER, Session)
-from tests.goldens import iter_of_messages, load_exchange
+from testbed.golden import iter_of_messages, load_exchange
 from tests.helpers import counter_delta
 
 OWNED = frozenset({2, 6})                   # put_dhcp_opts, dns_lookup
