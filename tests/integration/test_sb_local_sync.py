@@ -18,7 +18,7 @@ from pinctrl.shared.state import SharedState
 from testbed.ovs_sandbox import sb_schema, step_until_change
 from tests.unit.test_garp import GOLDEN_ENTRIES, first_round, zero_xid
 from tests.unit.test_local_datapaths import CHASSIS, IFACES, NETWORKS
-from tests.unit.test_sb_writers import settle
+from tests.integration.test_sb_writers import settle
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,6 @@ conflicts, and no row is duplicated.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -21,7 +20,9 @@ from pinctrl.shared.state import SharedState
 from pinctrl.support import coverage
 from testbed.golden import load_exchange
 from tests.helpers import counter_delta
-from tests.sb_server import SCHEMA, sb_server, step_until_change  # noqa: F401
+from testbed.ovs_sandbox import sb_schema, step_until_change
+
+pytestmark = pytest.mark.integration
 
 HV1 = "hv1"
 LR0_DP, LR0_PUBLIC = 4, 3           # datapath / port keys in the golden SB
@@ -32,7 +33,7 @@ GW_IP = ipv4_mapped(0xac1000fe)     # 172.16.0.254
 
 
 def _sync(remote: str) -> SbSync:
-    return SbSync(SharedState(), remote, json.loads(SCHEMA.read_text()))
+    return SbSync(SharedState(), remote, sb_schema())
 
 
 @pytest.fixture
@@ -77,15 +78,9 @@ def settle(*syncs: SbSync, rounds: int = 40) -> None:
     raise AssertionError("writers did not settle")
 
 
-def rows(sb_server, table: str, *cond: str) -> list[dict]:
-    out = sb_server.sbctl("--format=json", "find", table, *cond)
-    data = json.loads(out)
-    return [dict(zip(data["headings"], r)) for r in data["data"]]
-
-
 def mac_bindings(sb_server, lport: str = "lr0-public",
                  ip: str = "172.16.0.254") -> list[dict]:
-    return rows(sb_server, "MAC_Binding", f"logical_port={lport}",
+    return sb_server.rows("MAC_Binding", f"logical_port={lport}",
                 f'ip="{ip}"')
 
 
@@ -161,20 +156,6 @@ def test_binding_learnt_while_sb_down_is_written_after(sync, sb_server):
     assert len(mac_bindings(sb_server, ip="172.16.0.253")) == 1
 
 
-def _kill_frozen(sb_server) -> None:
-    """SIGKILL a SIGSTOPped server: requests sent meanwhile are never
-    processed, and its clients see the connection reset."""
-    os.kill(sb_server.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(sb_server.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.01)
-    sb_server.pid = None
-
-
 def test_failed_transaction_is_retried(sync, sb_server):
     """A transaction in flight when the server dies fails (TRY_AGAIN); its
     entries go back to the queue and the retry writes them once."""
@@ -183,7 +164,9 @@ def test_failed_transaction_is_retried(sync, sb_server):
     learn(sync, MAC_A)
     sync.run(msec(), HV1)
     assert sync.txn_loop.txn is not None        # sent, never answered
-    _kill_frozen(sb_server)
+    # SIGKILL the frozen server: requests sent meanwhile are never
+    # processed, and its clients see the connection reset.
+    sb_server.stop(signal.SIGKILL)
     for _ in range(5):
         sync.run(msec(), HV1)
     # python-ovs fails it only once the session reconnects; meanwhile the
@@ -220,13 +203,13 @@ def test_put_fdb_writes_golden_rows(sync, sb_server):
             r["port_key"])
     settle(sync)
     got = sorted((r["mac"], r["dp_key"], r["port_key"])
-                 for r in rows(sb_server, "FDB"))
+                 for r in sb_server.rows("FDB"))
     assert got == sorted((r["mac"], r["dp_key"], r["port_key"])
                          for r in golden)
     # The port moves: updated in place.
     sync.shared.put_fdbs.put((1, bytes.fromhex("505400000034")), 2)
     settle(sync)
-    assert sorted(r["port_key"] for r in rows(sb_server, "FDB")) == [2, 3]
+    assert sorted(r["port_key"] for r in sb_server.rows("FDB")) == [2, 3]
 
 
 def test_controller_event_written_once(sync, sb_server):
@@ -238,7 +221,7 @@ def test_controller_event_written_once(sync, sb_server):
     settle(sync)
     sync.shared.controller_events.put(key, "empty_lb_backends")
     settle(sync)
-    (row,) = rows(sb_server, "Controller_Event")
+    (row,) = sb_server.rows("Controller_Event")
     assert row["event_type"] == want["event_type"]
     assert dict(row["event_info"][1]) == info
     assert row["seq_num"] == want["seq_num"]
@@ -251,7 +234,7 @@ def test_bind_vport_claims_the_golden_port(sync, sb_server):
     (want,) = load_exchange("bind_vport_garp")["port_binding_after"]
     sync.shared.put_vport_bindings.put((SW0_DP, 4), 1)   # sw0-vip, sw0-p1
     settle(sync)
-    (row,) = rows(sb_server, "Port_Binding", "logical_port=sw0-vip")
+    (row,) = sb_server.rows("Port_Binding", "logical_port=sw0-vip")
     assert row["virtual_parent"] == want["virtual_parent"]
     assert row["chassis"][1] == sb_server.sbctl(
         "--bare", "--columns=_uuid", "find", "Chassis", f"name={HV1}")
@@ -267,13 +250,13 @@ def test_bind_vport_of_a_non_virtual_port_is_dropped(sync, sb_server):
 
 def test_rarp_activation_sets_the_golden_option(sync, sb_server):
     (want,) = load_exchange("activation_strategy_rarp")["port_binding_after"]
-    (before,) = rows(sb_server, "Port_Binding", "logical_port=sw0-p6")
+    (before,) = sb_server.rows("Port_Binding", "logical_port=sw0-p6")
     assert "additional-chassis-activated" not in dict(before["options"][1])
     sync.shared.ports_to_activate.put((SW0_DP, 7), True)     # sw0-p6
     settle(sync)
     sync.shared.ports_to_activate.put((SW0_DP, 7), True)     # again: no-op
     settle(sync)
-    (row,) = rows(sb_server, "Port_Binding", "logical_port=sw0-p6")
+    (row,) = sb_server.rows("Port_Binding", "logical_port=sw0-p6")
     assert dict(row["options"][1]) == want["options"]
 
 
@@ -298,7 +281,7 @@ def test_mac_binding_releases_buffered_keys(sync, sb_server):
     # Nobody waiting: nothing published on a change.
     sync.shared.set_buffered_keys(frozenset())
     sb_server.sbctl("set", "MAC_Binding",
-                    rows(sb_server, "MAC_Binding", 'ip="172.16.0.254"')[0]
+                    sb_server.rows("MAC_Binding", 'ip="172.16.0.254"')[0]
                     ["_uuid"][1], 'mac="00:00:00:00:fe:01"')
     step_until_change(sync, chassis=HV1)
     assert sync.shared.take_resolved_neighbors() == []
