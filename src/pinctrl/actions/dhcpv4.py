@@ -127,10 +127,9 @@ def parse_request(frame: bytes) -> DhcpRequest:
     Ethernet padding); the UDP length field is not used, as upstream.
     Raises NoReply."""
     eth = eth_parse(frame)
-    ip = None
-    if eth is not None and eth.ethertype == ETH_TYPE_IP:
-        ip = ipv4_parse(frame, eth.l3_ofs)
-    if ip is None:
+    ip = (ipv4_parse(frame, eth.l3_ofs)
+          if eth is not None and eth.ethertype == ETH_TYPE_IP else None)
+    if eth is None or ip is None:
         raise _reject("not_ipv4",
                       "Invalid or incomplete DHCP packet received")
     if ip.proto != IPPROTO_UDP:

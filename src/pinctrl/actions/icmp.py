@@ -39,7 +39,7 @@ import ovs.vlog
 
 from pinctrl.actions import action
 from pinctrl.actions.env import NO_ENV, HandlerEnv
-from pinctrl.actions.nested import is_icmp_error, nested_packet_out
+from pinctrl.actions.nested import is_icmp_error, l4_span, nested_packet_out
 from pinctrl.actions.replies import NoReply, PacketOut, Reporter, Resume
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet.flow import (
@@ -79,7 +79,7 @@ def build_icmp_error(frame: bytes, fl: Flow, set_icmp_code: bool,
                      loopback: bool) -> bytes:
     """Pure.  The destination-unreachable error 23.03's pinctrl_handle_icmp
     composes for 'frame' ('fl' = extract(frame)).  Raises NoReply."""
-    if fl.dl_type not in (ETH_TYPE_IP, ETH_TYPE_IPV6):
+    if fl.dl_type not in (ETH_TYPE_IP, ETH_TYPE_IPV6) or fl.l3_ofs is None:
         raise NoReply(C_ICMP + "not_ip", "ICMP action on non-IP packet "
                       f"(eth_type 0x{fl.dl_type:x})")
     if is_icmp_error(fl, frame):
@@ -156,11 +156,12 @@ def put_frag_mtu(frame: bytes, fl: Flow, mtu_arg: bytes) -> bytes:
     need = 2 if v4 else 4
     if len(mtu_arg) < need:
         raise NoReply(C_FRAG + "no_mtu")
-    if not fl.l4_ok:
+    span = l4_span(fl)
+    if span is None:
         raise NoReply(C_FRAG + "short_icmp",
                       "put_icmp(4/6)_frag_mtu action on truncated ICMP packet")
     out = bytearray(frame)
-    l3, l4 = fl.l3_ofs, fl.l4_ofs
+    l3, l4 = span.l3, span.l4
     if v4:
         old_mtu, old_csum = _U16.unpack_from(out, l4 + 6)[0], \
             _U16.unpack_from(out, l4 + 2)[0]
@@ -171,7 +172,7 @@ def put_frag_mtu(frame: bytes, fl: Flow, mtu_arg: bytes) -> bytes:
     else:
         out[l4 + 4:l4 + 8] = mtu_arg[:4]
         out[l4 + 2:l4 + 4] = b"\0\0"
-        seg = out[l4:fl.l4_end]
+        seg = out[l4:span.end]
         _U16.pack_into(out, l4 + 2, csum(seg, pseudo_sum_ipv6(
             fl.ipv6_src, fl.ipv6_dst, IPPROTO_ICMPV6, len(seg))))
     return bytes(out)

@@ -36,6 +36,7 @@ import ovs.vlog
 
 from pinctrl.actions import action
 from pinctrl.actions.env import NO_ENV, HandlerEnv
+from pinctrl.actions.nested import l4_span
 from pinctrl.actions.replies import NoReply, Reporter, Resume, result_action
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet.flow import ETH_TYPE_IPV6, IPPROTO_ICMPV6, extract
@@ -59,15 +60,16 @@ def build_reply(frame: bytes, ra: bytes) -> bytes:
     by the RA message 'ra' from the userdata.  Raises NoReply when the
     frame is not an RS or the reply cannot be built."""
     fl = extract(frame)
+    span = l4_span(fl)
     if not (fl.dl_type == ETH_TYPE_IPV6 and fl.nw_proto == IPPROTO_ICMPV6
-            and fl.l4_ok and fl.tp_src == ND_ROUTER_SOLICIT
+            and span is not None and fl.tp_src == ND_ROUTER_SOLICIT
             and fl.tp_dst == 0):
         raise NoReply(COUNTER_PREFIX + "not_rs", "put_nd_ra action on "
                       "invalid or unsupported packet")
     if len(ra) < RA_HEADER_LEN:
         raise NoReply(COUNTER_PREFIX + "short_ra", "IPv6 ND RA options "
                       "shorter than an RA header in the userdata")
-    l3, l4 = fl.l3_ofs, fl.l4_ofs
+    l3, l4 = span.l3, span.l4
     plen = l4 - l3 - IPV6_HEADER_LEN + len(ra)
     if plen > 0xFFFF:
         raise NoReply(COUNTER_PREFIX + "too_big", "IPv6 ND RA reply too "

@@ -45,7 +45,7 @@ import ovs.vlog
 from pinctrl.actions import action
 from pinctrl.actions.env import NO_ENV, BufferKey, HandlerEnv
 from pinctrl.actions.mac_learning import xxreg0
-from pinctrl.actions.nested import nested_packet_out
+from pinctrl.actions.nested import l4_span, nested_packet_out
 from pinctrl.actions.replies import NoReply, PacketOut, Reporter
 from pinctrl.openflow.ofactions import reload_metadata, resubmit, set_pkt_mark
 from pinctrl.openflow.oxm import Metadata
@@ -117,7 +117,7 @@ def ipv6_multicast_mac(ip6: bytes) -> bytes:
 def build_arp_request(frame: bytes, fl: Flow) -> bytes:
     """Pure.  The ARP request 23.03's pinctrl_handle_arp composes for the
     IPv4 packet 'frame' ('fl' = extract(frame)).  Raises NoReply."""
-    if fl.dl_type != ETH_TYPE_IP:
+    if fl.dl_type != ETH_TYPE_IP or fl.l3_ofs is None:
         raise NoReply(C_ARP + "not_ip", "ARP action on non-IP packet "
                       f"(Ethertype {fl.dl_type:x})")
     if ipv4_parse(frame, fl.l3_ofs) is None:
@@ -146,7 +146,7 @@ def _nd_frame(eth_src: bytes, eth_dst: bytes, src: bytes, dst: bytes,
 def build_nd_ns(frame: bytes, fl: Flow) -> bytes:
     """Pure.  The Neighbour Solicitation 23.03's pinctrl_handle_nd_ns
     composes for the IPv6 packet 'frame'.  Raises NoReply."""
-    if fl.dl_type != ETH_TYPE_IPV6:
+    if fl.dl_type != ETH_TYPE_IPV6 or fl.l3_ofs is None:
         raise NoReply(C_NS + "not_ipv6", "NS action on non-IPv6 packet")
     if ipv6_parse(frame, fl.l3_ofs) is None:
         raise NoReply(C_NS + "bad_ipv6", "NS action on malformed IPv6 packet")
@@ -159,11 +159,12 @@ def build_nd_ns(frame: bytes, fl: Flow) -> bytes:
 def build_nd_na(frame: bytes, fl: Flow, router: bool) -> bytes:
     """Pure.  The Neighbour Advertisement 23.03's pinctrl_handle_nd_na
     composes answering the ND message 'frame'.  Raises NoReply."""
+    span = l4_span(fl)
     if not (fl.dl_type == ETH_TYPE_IPV6 and fl.nw_proto == IPPROTO_ICMPV6
-            and fl.l4_ok and fl.tp_dst == 0
+            and span is not None and fl.tp_dst == 0
             and fl.tp_src in (ND_NEIGHBOR_SOLICIT, ND_NEIGHBOR_ADVERT)):
         raise NoReply(C_NA + "not_nd", "NA action on non-ND packet")
-    if fl.l4_end - fl.l4_ofs < ND_MSG_LEN:
+    if span.end - span.l4 < ND_MSG_LEN:
         raise NoReply(C_NA + "short_nd", "NA action on truncated ND packet")
     flags = ND_RSO_SOLICITED | ND_RSO_OVERRIDE
     if router:

@@ -15,6 +15,8 @@ a rate-limited log line.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from pinctrl.actions.replies import NoReply, PacketOut
 from pinctrl.openflow.ofactions import actions_well_formed, reload_metadata
 from pinctrl.openflow.packet_in import PacketIn
@@ -41,6 +43,22 @@ def nested_packet_out(pin: PacketIn, frame: bytes) -> PacketOut:
         raise NoReply("pinctrl_drop_bad_nested_actions",
                       "failed to parse actions from userdata")
     return PacketOut(frame, reload_metadata(pin.metadata) + nested)
+
+
+class L4Span(NamedTuple):
+    """Where a frame's IP and L4 headers start, and where its IP payload
+    ends (Ethernet padding excluded)."""
+    l3: int
+    l4: int
+    end: int
+
+
+def l4_span(fl: Flow) -> L4Span | None:
+    """The offsets of 'fl' if OVS parsed its L4 header (fl.l4_ok), else
+    None.  Any action may use it, not only the nested ones."""
+    if not fl.l4_ok or fl.l3_ofs is None or fl.l4_ofs is None:
+        return None
+    return L4Span(fl.l3_ofs, fl.l4_ofs, fl.l4_end)
 
 
 def icmp_type_at_l4(fl: Flow, frame: bytes) -> int | None:

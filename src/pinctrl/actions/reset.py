@@ -33,7 +33,12 @@ import ovs.vlog
 from pinctrl.actions import action
 from pinctrl.actions.env import NO_ENV, HandlerEnv
 from pinctrl.actions.icmp import answer_icmp
-from pinctrl.actions.nested import is_icmp_error, is_tcp_rst, nested_packet_out
+from pinctrl.actions.nested import (
+    is_icmp_error,
+    is_tcp_rst,
+    l4_span,
+    nested_packet_out,
+)
 from pinctrl.actions.replies import NoReply, PacketOut, Reporter
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.packet.flow import ETH_TYPE_IPV6, IPPROTO_SCTP, IPPROTO_TCP, Flow, extract
@@ -89,12 +94,13 @@ def build_tcp_reset(frame: bytes, fl: Flow, loopback: bool) -> bytes:
     """Pure.  23.03's RST|ACK answer to a TCP segment.  Raises NoReply."""
     if fl.nw_proto != IPPROTO_TCP:
         raise NoReply(C_TCP + "not_tcp", "TCP_RESET action on non-TCP packet")
-    if not fl.l4_ok:
+    span = l4_span(fl)
+    if span is None:
         raise NoReply(C_TCP + "short_tcp",
                       "TCP_RESET action on malformed TCP packet")
     if is_tcp_rst(fl):
         raise NoReply(C_TCP + "rst")
-    seq = _U32.unpack_from(frame, fl.l4_ofs + 4)[0]
+    seq = _U32.unpack_from(frame, span.l4 + 4)[0]
     tcp = struct.pack("!HHIIHHHH", fl.tp_dst, fl.tp_src, 0,
                       (seq + 1) & 0xFFFFFFFF, TCP_RST_ACK, 0, 0, 0)
     return _compose(fl, IPPROTO_TCP, tcp, loopback, 16)
@@ -105,10 +111,11 @@ def build_sctp_abort(frame: bytes, fl: Flow, loopback: bool) -> bytes:
     if fl.nw_proto != IPPROTO_SCTP:
         raise NoReply(C_SCTP + "not_sctp",
                       "SCTP_ABORT action on non-SCTP packet")
-    if not fl.l4_ok:
+    span = l4_span(fl)
+    if span is None:
         raise NoReply(C_SCTP + "malformed",
                       "SCTP_ABORT action on malformed SCTP packet")
-    l4, end = fl.l4_ofs, fl.l4_end
+    l4, end = span.l4, span.end
     chunk = l4 + SCTP_HEADER_LEN
     if end - chunk < SCTP_CHUNK_HEADER_LEN:
         raise NoReply(C_SCTP + "no_chunks",
