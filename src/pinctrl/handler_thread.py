@@ -17,6 +17,7 @@ import ovs.poller
 import ovs.timeval
 import ovs.vlog
 
+from pinctrl.actions import REGISTRY, Action
 from pinctrl.handler import dispatch
 from pinctrl.handler import jobs as handler_jobs
 from pinctrl.handler.buffered_packets import BufferedPackets
@@ -50,9 +51,11 @@ class PinctrlHandler:
 
     def __init__(self, shared: SharedState, ovs_rundir: str,
                  probe_interval_ms: int = 0,
-                 latency: DispatchLatency | None = None) -> None:
+                 latency: DispatchLatency | None = None,
+                 registry: dict[int, Action] | None = None) -> None:
         """'latency' is fed by this thread and read by others (the daemon
-        keeps one across handler restarts)."""
+        keeps one across handler restarts).  'registry': the actions to
+        dispatch to (default: all; split mode passes its own)."""
         self.shared = shared
         self.ovs_rundir = ovs_rundir
         self.exit_latch = Latch()
@@ -66,6 +69,7 @@ class PinctrlHandler:
         # thread; add_job() swaps in a new list, never changes this one.
         self.jobs = handler_jobs.make_jobs(shared, self.buffered_packets)
         self.latency = latency if latency is not None else DispatchLatency()
+        self.registry = registry if registry is not None else REGISTRY
         # time.monotonic() of the last loop; written by this thread (one
         # float store), read by the keep-alive monitor (main thread).
         self.heartbeat = 0.0
@@ -187,7 +191,8 @@ class PinctrlHandler:
             rl_log(vlog, "warn", self._rl, f"bad packet-in: {e}")
             return
         t0 = time.perf_counter()
-        replies = dispatch.process_packet_in(pin, self.env, ovs.timeval.msec())
+        replies = dispatch.process_packet_in(pin, self.env, ovs.timeval.msec(),
+                                             self.registry)
         self.latency.observe(pin, time.perf_counter() - t0)
         for reply in replies:
             self.conn.send(reply)

@@ -15,6 +15,7 @@ import ovs.util
 import ovs.vlog
 
 import pinctrl
+from pinctrl.daemon import split_mode
 from pinctrl.daemon.metrics import parse_address
 from pinctrl.db import idl_util
 from pinctrl.support.log import fix_vlog_time_format
@@ -36,8 +37,8 @@ as OVN's ovn-controller does, reads the OVN Southbound database and answers
 the packets OVN's logical flows punt to the controller (DHCPv4/v6, DNS,
 ICMP errors, TCP resets, ...) byte for byte as OVN 23.03 does.
 
-Never run it next to an ovn-controller that serves the same bridge: both
-would answer every packet-in.
+Next to an ovn-controller that serves the same bridge, run it only in
+split mode (--proxy-rundir): otherwise both would answer every packet-in.
 """
 
 _EPILOG = """\
@@ -54,6 +55,9 @@ examples:
       --private-key /etc/ovn/key.pem --certificate /etc/ovn/cert.pem \\
       --ca-cert /etc/ovn/cacert.pem
       clustered Southbound over SSL: any member, followers are fine
+  pinctrl-daemon --proxy-rundir /run/pinctrl-daemon
+      split mode: ovn-controller, started with OVS_RUNDIR=/run/pinctrl-daemon,
+      programs br-int through us; we answer what we implement
   pinctrl-daemon --metrics-address 127.0.0.1:9476
       Prometheus metrics at http://127.0.0.1:9476/metrics
   ovs-appctl -t pinctrl-daemon pinctrl/show
@@ -112,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--probe-interval", type=int, default=0, metavar="MSECS",
                    help="OpenFlow inactivity probe on BRIDGE.mgmt "
                    "(0 = off, the default, as in current OVN)")
+    split_mode.add_options(p)
     ssl = p.add_argument_group(
         "SSL options", "for ssl: remotes; all three are required")
     ssl.add_argument("--private-key", metavar="FILE",

@@ -86,7 +86,9 @@ class AppctlView:
             systemd=d.sup.systemd_text(),
             metrics_url=(f"http://{d.metrics.host}:{d.metrics.port}/metrics"
                          if d.metrics is not None else None),
-            uptime_s=int(time.monotonic() - d.sup.started))
+            uptime_s=int(time.monotonic() - d.sup.started),
+            split_mode=(d.split.show_lines() if d.split is not None
+                        else ()))
 
     @property
     def mac_bindings(self) -> MacBindingWriter:

@@ -22,7 +22,7 @@ import ovs.unixctl.server
 import ovs.vlog
 
 import pinctrl
-from pinctrl.daemon import test_hooks
+from pinctrl.daemon import split_mode, test_hooks
 from pinctrl.daemon.cli import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -35,6 +35,7 @@ from pinctrl.daemon.context import AppctlView, MetricsView
 from pinctrl.daemon.keepalive import KeepAlive
 from pinctrl.daemon.metrics import MetricsServer
 from pinctrl.daemon.sd_notify import Notifier
+from pinctrl.daemon.split_mode import SplitMode, SplitModeError
 from pinctrl.daemon.supervisor import Supervisor
 from pinctrl.db import idl_util
 from pinctrl.db.ovs_config import OVS_DB_NAME, OvsConfig
@@ -80,6 +81,7 @@ class Daemon:
         self.latency = DispatchLatency()
         self.unixctl: ovs.unixctl.server.UnixctlServer | None = None
         self.metrics: MetricsServer | None = None
+        self.split: SplitMode | None = None     # --proxy-rundir
         self.sup = Supervisor(KeepAlive(KEEPALIVE_TIMEOUT_S), Notifier({}),
                               time.monotonic())
 
@@ -89,6 +91,7 @@ class Daemon:
         serve the control socket, start the handler thread."""
         args = self.args
         self.sup.notifier = Notifier()
+        self._start_split_mode()
         self.sup.notifier.notify(STATUS="connecting to the databases")
         self.ovs_cfg = self._open_ovs_config()
         remote = args.ovnsb_db or self.ovs_cfg.ovn_remote
@@ -112,11 +115,25 @@ class Daemon:
         vlog.info(f"{PROGRAM} {pinctrl.__version__} started: bridge "
                   f"{args.br_int}, chassis {chassis}, Southbound {remote}")
 
+    def _start_split_mode(self) -> None:
+        """Split mode's proxy first: ovn-controller reconnects to it while
+        the databases are still being reached."""
+        try:
+            own = split_mode.ownership(self.args)
+            if self.args.proxy_rundir:
+                self.split = SplitMode(self.args, own)
+                self.split.start(self.sup.keepalive, time.monotonic())
+        except SplitModeError as e:
+            raise StartupError(str(e)) from None
+
     def _start_handler(self) -> None:
         """Main thread: a new pinctrl_handler thread (at start-up, or in
         place of one that died)."""
+        registry = (split_mode.handler_registry(self.split.ownership)
+                    if self.split is not None else None)
         self.handler = PinctrlHandler(self.shared, self.args.ovs_rundir,
-                                      self.args.probe_interval, self.latency)
+                                      self.args.probe_interval, self.latency,
+                                      registry)
         self.handler_started = time.monotonic()
         self.handler.start()
 
@@ -280,6 +297,8 @@ class Daemon:
         test_hooks.release_test_stalls()
         if self.handler is not None:
             self.handler.stop()
+        if self.split is not None:
+            self.split.stop()
         if self.metrics is not None:
             self.metrics.close()
         if self.unixctl is not None:

@@ -40,6 +40,7 @@ class ShowReport:
     systemd: str                    # systemd_text()
     metrics_url: str | None
     uptime_s: int
+    split_mode: Sequence[str] = ()  # split_mode.SplitMode.show_lines()
 
 
 class ShowContext(CommandContext, Protocol):
@@ -78,6 +79,7 @@ def format_show(r: ShowReport) -> str:
     ]
     if r.metrics_url is not None:
         lines.append(f"Metrics: {r.metrics_url}")
+    lines += r.split_mode
     lines.append(f"Uptime: {r.uptime_s} s")
     return "\n".join(lines) + "\n"
 
