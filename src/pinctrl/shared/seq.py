@@ -90,7 +90,11 @@ class Seq:
     def close(self) -> None:
         _close_pipe(self)
 
-    __del__ = close
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:   # at interpreter exit the module may be gone
+            pass
 
 
 class Latch:
@@ -118,4 +122,8 @@ class Latch:
     def close(self) -> None:
         _close_pipe(self)
 
-    __del__ = close
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:   # at interpreter exit the module may be gone
+            pass
