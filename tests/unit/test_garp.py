@@ -11,6 +11,7 @@ import pytest
 
 from pinctrl.handler import dispatch
 from pinctrl.handler.garp_job import (
+    PAST_DUE_RECHECK_MS,
     DeadlineJob,
     GarpJob,
     announcement,
@@ -292,6 +293,23 @@ def test_wait_arms_timer_for_next_deadline():
     job.run(Env(), 10)
     job.wait(p, 10)
     assert p.until == [1010]
+
+
+def test_wait_does_not_arm_a_past_deadline_while_run_is_not_called():
+    """OpenFlow down: the handler loop calls wait() but not run(), so the
+    gARP due at 1010 stays due.  Arming a timer in the past would wake the
+    poller at once, every iteration, for the whole outage (a busy spin,
+    issue 15 #3): wait() re-checks a second later instead."""
+    snap = Snap({"a": GarpEntry(P5_MAC, None, 1, 1)})
+    job = GarpJob(snap)
+    job.run(Env(), 10)
+    p = FakePoller()
+    for now in (5000, 5001, 9000):              # disconnected: wait only
+        job.wait(p, now)
+    assert p.until == [now + PAST_DUE_RECHECK_MS
+                       for now in (5000, 5001, 9000)]
+    assert all(t > now for t, now in zip(p.until, (5000, 5001, 9000)))
+    assert len(job.run(Env(), 9500)) == 1       # reconnected: sent then
 
 
 def test_job_in_handler_env():

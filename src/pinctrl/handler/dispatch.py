@@ -13,12 +13,13 @@ from __future__ import annotations
 import itertools
 import struct
 import traceback
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Callable
 
 import ovs.vlog
 
 from pinctrl.actions import REGISTRY, Action, load_all
-from pinctrl.actions.replies import PacketOut, Resume
+from pinctrl.actions.replies import PacketOut, Reply, Resume
 from pinctrl.openflow import messages as ofmsg
 from pinctrl.openflow.packet_in import OFPR_ACTION, PacketIn, PacketInError
 from pinctrl.openflow.resume import encode_resume
@@ -55,7 +56,7 @@ class Env:
         self.buffered_packets = buffered_packets
 
 
-def _as_list(out) -> list:
+def _as_list(out: Reply | Iterable[Reply] | None) -> list[Reply]:
     if out is None:
         return []
     if isinstance(out, (Resume, PacketOut)):

@@ -33,7 +33,7 @@ import heapq
 import itertools
 import struct
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ovs.poller
 
@@ -43,6 +43,9 @@ from pinctrl.openflow.ofactions import resubmit, set_metadata, set_reg
 from pinctrl.packet.headers import fmt_ip4, fmt_mac
 from pinctrl.shared.records import GarpEntry
 from pinctrl.support import appctl, coverage
+
+if TYPE_CHECKING:
+    from pinctrl.handler.dispatch import Env
 
 ETH_BROADCAST = b"\xff" * 6
 ETH_TYPE_ARP = 0x0806
@@ -58,6 +61,7 @@ OFTABLE_LOG_INGRESS_PIPELINE = 8
 
 FIRST_DELAY_MS = 1000
 MAX_BACKOFF = 16                    # seconds; the last gap
+PAST_DUE_RECHECK_MS = 1000          # see DeadlineJob.wait
 
 
 
@@ -108,7 +112,7 @@ class DeadlineJob:
         self._seq = itertools.count()
 
     # --- HandlerJob protocol -----------------------------------------------
-    def run(self, env, now: int) -> list[bytes]:
+    def run(self, env: Env, now: int) -> list[bytes]:
         """Pick up a new snapshot, then return the packet-outs due at
         'now' (pinctrl_handler thread, while connected)."""
         version, snapshot = self._get_snapshot()
@@ -123,7 +127,12 @@ class DeadlineJob:
         thread)."""
         when = self.next_wakeup()
         if when is not None:
-            poller.timer_wait_until(when)
+            # A deadline already past means run() was not called: the
+            # OpenFlow connection is down.  Look again later instead of
+            # arming a timer in the past, which would spin the thread
+            # (and hold the GIL) for the whole outage.
+            poller.timer_wait_until(when if when > now
+                                    else now + PAST_DUE_RECHECK_MS)
 
     # --- schedule ------------------------------------------------------------
     def schedule(self, name: str, state: Any, due: int | None) -> None:
@@ -137,7 +146,9 @@ class DeadlineJob:
 
     def _valid(self, item: tuple[int, int, str, Any]) -> bool:
         due, _, name, state = item
-        return self.states.get(name) is state and state.due == due
+        current = self.states.get(name)
+        return current is not None and current is state and \
+            current.due == due
 
     def _compact(self) -> None:
         self._heap = [i for i in self._heap if self._valid(i)]
@@ -153,7 +164,7 @@ class DeadlineJob:
     def due(self, now: int) -> list[PacketOut]:
         """What is due at 'now', in deadline order; each entry fired is
         rescheduled by fire() (pinctrl_handler thread)."""
-        out = []
+        out: list[PacketOut] = []
         while True:
             when = self.next_wakeup()
             if when is None or when > now:
