@@ -58,3 +58,29 @@ class RaEntry(NamedTuple):
     frame: bytes
     dp_key: int             # the peer (switch) datapath
     port_key: int           # the peer (switch) port
+
+
+class BfdConfig(NamedTuple):
+    """One BFD session this chassis runs: an SB BFD row whose logical port
+    is resident here, pre-parsed by the main thread (db/bfd_plan.py) for
+    the handler's BfdJob.  Addresses are 16 bytes (IPv4-mapped for IPv4);
+    intervals are the SB columns, in milliseconds."""
+    logical_port: str
+    src_port: int           # UDP source port (SB src_port)
+    src_mac: bytes          # the router port's MAC
+    ip_src: bytes           # the router port's address
+    ip_dst: bytes           # the peer (SB dst_ip)
+    disc: int               # our discriminator (SB disc)
+    min_tx: int
+    min_rx: int
+    mult: int               # SB detect_mult
+    dp_key: int             # the router datapath
+    port_key: int           # the router port (logical inport of the rx)
+    admin_down: bool        # SB status is "admin_down"
+    tunnel_ofports: frozenset[int]  # br-int tunnels: BFD from there is refused
+
+
+def bfd_key(dst_ip: str, src_port: int) -> str:
+    """How both threads name a BFD session: 23.03 matches an SB row to its
+    session by (dst_ip, src_port)."""
+    return f"{dst_ip} {src_port}"
