@@ -65,7 +65,7 @@ class PinctrlHandler:
         self.buffered_packets = BufferedPackets(self.conn.next_xid, shared)
         self.env = dispatch.Env(self.conn.next_xid, shared,
                                 self.buffered_packets)
-        # Periodic jobs (pinctrl.handler_jobs), read once per loop by this
+        # Periodic jobs (handler/jobs.py), read once per loop by this
         # thread; add_job() swaps in a new list, never changes this one.
         self.jobs = handler_jobs.make_jobs(shared, self.buffered_packets)
         self.latency = latency if latency is not None else DispatchLatency()

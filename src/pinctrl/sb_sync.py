@@ -49,7 +49,7 @@ SB_TABLES: dict[str, list[str]] = {
     # chassisredirect residency and local datapaths (local_datapaths.py)
     "HA_Chassis_Group": ["name", "ha_chassis", "ref_chassis"],
     "HA_Chassis": ["chassis", "priority"],
-    # Written from what the handler learns (pinctrl.writers), and read
+    # Written from what the handler learns (db/writers/), and read
     # back: MAC_Binding changes release buffered packets.
     "MAC_Binding": ["logical_port", "ip", "mac", "datapath", "timestamp"],
     "FDB": ["mac", "dp_key", "port_key"],

@@ -1,6 +1,6 @@
 """Keep-alive monitor: is every thread still going round its loop?
 
-As OVS's keepalive framework (seed 001): each monitored thread marks itself
+As OVS's keep-alive monitoring of its threads: each monitored thread marks itself
 alive once per loop iteration, and one thread (here the main thread, which
 also feeds the systemd watchdog) compares every thread's last mark with the
 clock.  A thread whose mark is older than 'timeout' is STUCK (or DEAD if its

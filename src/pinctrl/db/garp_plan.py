@@ -2,7 +2,7 @@
 
 OVN 23.03's send_garp_rarp_prepare() (controller/pinctrl.c:5997),
 run on every SB change by the main thread; the handler's GarpJob
-(pinctrl.garp) sends what this computes:
+(handler/garp_job.py) sends what this computes:
 
 * localnet VIFs: every br-int interface with an ofport and an iface-id
   whose Port_Binding is bound here (Port_Binding.chassis) on a local
@@ -19,7 +19,7 @@ run on every SB change by the main thread; the handler's GarpJob
 * localports are never announced.
 
 Also here: the address-string parsers of OVN's lib/ovn-util.c that this
-and the RA configuration (pinctrl.ipv6_ra) share, reproducing OVS's
+and the RA configuration (db/ra_plan.py) share, reproducing OVS's
 ovs_scan() rules (extract_addresses, extract_ip_addresses,
 extract_addresses_with_port), and the plan of the MAC_Binding rows 23.03
 writes locally for a new IPv4 announcement (send_garp_locally()).

@@ -15,7 +15,7 @@ from pinctrl.db.local_datapaths import bridge_mapping_networks
 OVS_DB_NAME = "Open_vSwitch"
 OVS_TABLES = {"Open_vSwitch": ["external_ids"],
               "Bridge": ["name", "ports"],
-              # br-int's interfaces, for gARP (garp_prepare.localnet_vifs)
+              # br-int's interfaces, for gARP (garp_plan.localnet_vifs)
               "Port": ["name", "interfaces", "external_ids"],
               "Interface": ["name", "ofport", "external_ids"]}
 

@@ -1,6 +1,6 @@
 """Southbound writes: one transaction in flight, retried until it lands.
 
-Main thread only.  Each writer (pinctrl.writers.*) keeps what it still has
+Main thread only.  Each writer (db/writers/*) keeps what it still has
 to write in a RetryQueue.  Every main-loop iteration TxnLoop.run():
 
   1. lets each writer collect() what the handler handed over;

@@ -23,7 +23,7 @@ and turns each frame into an OFPT_PACKET_OUT, oldest first.
 Threads: unlike 23.03 (where the map is shared with the main thread under
 pinctrl_mutex), a BufferedPackets is private to the pinctrl_handler thread,
 which pushes (actions/neighbor.py) and releases (run(), the HandlerJob of
-pinctrl.handler_jobs); the main thread only publishes the neighbours it
+handler/jobs.py); the main thread only publishes the neighbours it
 saw in MAC_Binding (SharedState.take_resolved_neighbors) and reads
 summary().  So no lock: the handler never waits for the main thread to
 queue a packet.
@@ -173,7 +173,7 @@ class BufferedPackets:
         if self._shared is not None:
             self._shared.set_buffered_keys(frozenset(self._map))
 
-    # --- HandlerJob (pinctrl.handler_jobs) ------------------------------------
+    # --- HandlerJob (handler/jobs.py) ----------------------------------------
     def run(self, env: Env | None, now: int) -> list[bytes]:
         """Release the buffers of the neighbours the main thread saw
         resolved (env.shared.take_resolved_neighbors(): a list of

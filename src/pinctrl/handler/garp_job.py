@@ -13,12 +13,12 @@ pinctrl.c:4655).
   16 s more (five frames at about +1, +3, +7, +15, +31 s), then never
   again while it stays in the set.
 
-GarpJob is the pinctrl_handler thread's job (pinctrl.handler_jobs): it
+GarpJob is the pinctrl_handler thread's job (handler/jobs.py): it
 reads the main thread's snapshot (name -> GarpEntry, built by
-pinctrl.garp_prepare) through a get_snapshot() callable, re-diffs only
+db/garp_plan.py) through a get_snapshot() callable, re-diffs only
 when its version changes, keeps its deadlines in a heap and sleeps on a
 poll timer until the next one.  DeadlineJob is the part periodic senders
-share (pinctrl.ipv6_ra uses it too).
+share (handler/ra_job.py uses it too).
 
 Deviation: 23.03 keys its entries by name only, so an entry whose MAC or
 IPv4 changes under the same name keeps announcing the old ones; here such

@@ -2,7 +2,7 @@
 
 Pure code.  Every property's raw bytes are kept, because NXT_RESUME must
 echo the continuation and metadata exactly (docs/wire-formats.md);
-nx_resume.py encodes the resume.
+openflow/resume.py encodes the resume.
 
 Two decoders with one result: decode_packet_in2() walks the properties with
 struct and is what the handler uses (os-ken's generic parser cost 30 of the

@@ -44,7 +44,7 @@ def ipv4_mapped(ip4: int) -> bytes:
 
 class GarpEntry(NamedTuple):
     """One announcement: 'ip' None means RARP.  Built by the main thread
-    (pinctrl.garp_prepare), immutable."""
+    (db/garp_plan.py), immutable."""
     mac: bytes
     ip: bytes | None
     dp_key: int

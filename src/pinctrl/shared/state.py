@@ -57,7 +57,7 @@ class SharedState:
         # Handler -> main tables of learnt data for the Southbound DB
         # (pinctrl.handover; each guarded by 'mutex', capped at 1000, put by
         # the handler, taken whole by the main thread's writers in
-        # pinctrl.writers).
+        # db/writers/).
         self.put_mac_bindings: Handover[MacBindingKey, Learnt] = Handover(
             self.mutex, "pinctrl_drop_put_mac_binding",
             merge=_keep_commit_time)

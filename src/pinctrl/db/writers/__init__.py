@@ -1,6 +1,6 @@
 """Main-thread Southbound writers: each takes one handover table of
 SharedState (filled by the handler), keeps what it has not yet written in
-a sb_txn.RetryQueue, and adds its operations to the transaction TxnLoop
+a db.txn.RetryQueue, and adds its operations to the transaction TxnLoop
 builds.  Operations are recomputed from the IDL on every attempt (look up,
 insert only if absent, update only if different), so retries never
 duplicate rows.

@@ -7,7 +7,7 @@ up by (datapath key, port key); the row is found by (logical_port, ip) and
 inserted if absent (logical_port, ip, datapath); mac - and timestamp, when
 the schema has it - are written only if the MAC differs, so re-learning an
 unchanged MAC writes nothing.  Unlike 23.03, an entry is not forgotten when
-its transaction fails: it is retried until it lands (sb_txn).
+its transaction fails: it is retried until it lands (db/txn.py).
 """
 
 from __future__ import annotations
