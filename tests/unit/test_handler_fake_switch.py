@@ -6,7 +6,6 @@ import os
 import socket
 import struct
 import tempfile
-import time
 
 import pytest
 
@@ -147,7 +146,7 @@ def test_reconnects_after_switch_drops(rig):
     switch, handler = rig
     _handshake(switch)
     switch.drop()
-    t = time.monotonic()
-    _handshake(switch)                  # backoff starts at 1 s
-    assert time.monotonic() - t < 9
+    # The reconnection's timing belongs to the benchmark; here, that it
+    # happens (accept() gives up after the listener's 10 s timeout).
+    _handshake(switch)
     assert handler.conn.n_connects == 2

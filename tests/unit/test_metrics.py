@@ -15,7 +15,8 @@ from tests.unit.test_latency import golden_dhcp_packet_in, with_opcode
 @pytest.mark.parametrize("text, want", [
     ("127.0.0.1:9476", ("127.0.0.1", 9476)),
     ("[::1]:9476", ("::1", 9476)),
-    (":9476", ("0.0.0.0", 9476)),
+    (":9476", ("127.0.0.1", 9476)),      # loopback unless told
+    ("0.0.0.0:9476", ("0.0.0.0", 9476)),
     ("localhost:0", ("localhost", 0)),
 ])
 def test_parse_address(text, want):

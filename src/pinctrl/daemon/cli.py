@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="HOST:PORT",
                      help="serve Prometheus metrics at "
                      "http://HOST:PORT/metrics (off by default; "
+                     ":PORT is loopback, 0.0.0.0:PORT every address; "
                      "[::1]:PORT for IPv6, port 0 picks a free port)")
     lg = p.add_argument_group("Logging options")
     lg.add_argument("--log-file", nargs="?", const="default", metavar="FILE",

@@ -115,8 +115,10 @@ class Collector:
 
 
 def parse_address(text: str) -> tuple[str, int]:
-    """Pure.  'HOST:PORT', '[V6]:PORT' or ':PORT' (all addresses) →
-    (host, port).  Raises ValueError."""
+    """Pure.  'HOST:PORT', '[V6]:PORT' or ':PORT' → (host, port).  No
+    host means loopback, 127.0.0.1: the endpoint has no authentication, so
+    every address takes an explicit 0.0.0.0:PORT or [::]:PORT.  Raises
+    ValueError."""
     host, sep, port = text.rpartition(":")
     if not sep:
         raise ValueError(f"{text!r}: expected HOST:PORT")
@@ -128,7 +130,7 @@ def parse_address(text: str) -> tuple[str, int]:
         raise ValueError(f"{text!r}: bad port {port!r}") from None
     if not 0 <= n <= 65535:
         raise ValueError(f"{text!r}: port out of range")
-    return host or "0.0.0.0", n
+    return host or "127.0.0.1", n
 
 
 class MetricsServer:

@@ -26,9 +26,20 @@ _IP6_PREFIX = re.compile(r"/(-?\d+)")
 _IP6_MASK = re.compile(r"/([0-9a-fA-F:.]{1,46})")
 
 
+def _in_range(text: str, high: int) -> bool:
+    """0 <= int(text) <= high for a decimal string with an optional '-',
+    of any length: a Southbound row may hold thousands of digits, which
+    int() refuses (more than 4300 raise ValueError in Python 3.11)."""
+    if text.startswith("-"):
+        return not text[1:].strip("0")         # "-0" is 0
+    digits = text.lstrip("0")
+    return len(digits) <= len(str(high)) and int(digits or "0") <= high
+
+
 def _quad(groups: tuple[str, ...]) -> bytes | None:
-    nums = [int(g) for g in groups]
-    return bytes(nums) if all(n <= 255 for n in nums) else None
+    if not all(_in_range(g, 255) for g in groups):
+        return None
+    return bytes(int(g) for g in groups)
 
 
 def _is_cidr(mask: bytes) -> bool:
@@ -48,7 +59,7 @@ def _scan_ip4(s: str, pos: int) -> tuple[bytes, int] | None:
     m = _IP4_PREFIX.match(s, pos)
     if m:
         addr = _quad(m.groups()[:4])
-        if addr is None or not 0 <= int(m.group(5)) <= 32:
+        if addr is None or not _in_range(m.group(5), 32):
             return None
         return addr, m.end()
     m = _IP4_PLAIN.match(s, pos)
@@ -76,7 +87,7 @@ def _scan_ip6(s: str, pos: int) -> tuple[bytes, int] | None:
     end = m.end()
     p = _IP6_PREFIX.match(s, end)
     if p:
-        return (addr, p.end()) if 0 <= int(p.group(1)) <= 128 else None
+        return (addr, p.end()) if _in_range(p.group(1), 128) else None
     p = _IP6_MASK.match(s, end)
     if p:
         mask = _pton6(p.group(1))

@@ -72,7 +72,12 @@ def _c_int(text: str | None) -> int | None:
     digits = s[1:] if s[:1] in "+-" else s
     if not digits or not all("0" <= c <= "9" for c in digits):
         return None
-    value = int(s)
+    # int() refuses more than 4300 digits, leading zeros included: an SB
+    # option may hold any number of them.
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > 10:                # beyond a C int anyway
+        return None
+    value = -int(digits) if s[:1] == "-" else int(digits)
     return value if -2**31 <= value < 2**31 else None
 
 
