@@ -8,23 +8,32 @@ PY      = $(VENV)/bin/python
 # (dhclient -6): the real-client tests.
 DEB_PKGS = openvswitch-switch ovn-common ovn-central ovn-host busybox iproute2 \
            ethtool bind9-dnsutils isc-dhcp-client ndisc6
+# make deb: Debian's packaging tools and the package's own dependencies
+# (the .deb test of `make test` installs it with dpkg -i); man-db: man -l.
+DEB_BUILD_PKGS = debhelper dh-python pybuild-plugin-pyproject python3-all \
+                 python3-setuptools lintian python3-openvswitch python3-os-ken \
+                 python3-prometheus-client man-db
 
-.PHONY: all deps venv run test unit typecheck integration bench fuzz soak clean
+.PHONY: all deps venv run test unit typecheck integration bench fuzz soak deb clean
 
 all: test
 
-# Debian packages: installed only when a binary is missing.
+# Debian packages: installed only when a binary or package is missing.
 deps:
 	@missing=0; \
 	for b in ovs-vswitchd ovsdb-server ovs-ofctl ovn-sbctl ovn-northd busybox ip \
 	         ethtool dig dhclient rdisc6; do \
 	    command -v $$b >/dev/null 2>&1 || missing=1; \
 	done; \
+	for p in $(DEB_BUILD_PKGS); do \
+	    dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null | grep -q '^ii' || missing=1; \
+	done; \
 	if [ $$missing = 1 ]; then \
-	    if [ "$$(id -u)" != 0 ]; then echo "run as root to install: $(DEB_PKGS)"; exit 1; fi; \
-	    echo "installing $(DEB_PKGS)"; \
+	    pkgs="$(DEB_PKGS) $(DEB_BUILD_PKGS)"; \
+	    if [ "$$(id -u)" != 0 ]; then echo "run as root to install: $$pkgs"; exit 1; fi; \
+	    echo "installing $$pkgs"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	        --no-install-recommends $(DEB_PKGS) >/dev/null; \
+	        --no-install-recommends $$pkgs >/dev/null; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
@@ -67,6 +76,12 @@ fuzz: venv
 # PINCTRL_FLOOD_SECONDS (60), PINCTRL_FUZZ_EXAMPLES (2000) set the lengths.
 soak: deps venv
 	$(PY) -m tests.soak.run_soak
+
+# Debian package, built with debhelper + pybuild for Debian's python3 and
+# checked by lintian: build/deb/pinctrl-daemon_<version>_all.deb
+# (packaging/build-deb.sh; README "Install from the Debian package").
+deb: deps
+	packaging/build-deb.sh build/deb
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
