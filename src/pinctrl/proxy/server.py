@@ -96,7 +96,7 @@ class OfProxy:
         self.heartbeat = 0.0            # time.monotonic() of the last loop
         self.thread = threading.Thread(target=self._main, name="ofproxy")
 
-    # --- main thread ----------------------------------------------------------
+    # --- main thread -----------------------------------------------------
     def open(self) -> None:
         """Create the run directory if needed and listen.  A stale socket
         left by a killed daemon is replaced; one that answers is another
@@ -171,7 +171,7 @@ class OfProxy:
                   for s in closed]
         return lines
 
-    # --- proxy thread -----------------------------------------------------------
+    # --- proxy thread ----------------------------------------------------
     def _main(self) -> None:
         """The proxy thread: loop until stop()."""
         vlog.info("proxy thread started")

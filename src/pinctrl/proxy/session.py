@@ -164,7 +164,7 @@ class Session:
         rl_log(vlog, "info", _rl, f"connection #{self.sid} ({self.role}) "
                f"closed: {reason}")
 
-    # --- internals ------------------------------------------------------------
+    # --- internals -------------------------------------------------------
     def _run_open(self, now: int) -> None:
         up_eof = self._pump(self.up, self.down, self._switch_data)
         down_eof = self._pump(self.down, self.up, self._controller_data)
