@@ -16,6 +16,7 @@ import ovs.poller
 import ovs.vlog
 
 from pinctrl.db import idl_util
+from pinctrl.db.bfd_plan import bfd_sessions
 from pinctrl.db.dns_cache import DnsCacheBuilder
 from pinctrl.db.garp_plan import garp_announcements, local_mac_bindings
 from pinctrl.db.local_datapaths import PortBindings, compute_local_datapaths
@@ -23,12 +24,14 @@ from pinctrl.db.ovs_config import ChassisInputs
 from pinctrl.db.ra_plan import prepare_ras
 from pinctrl.db.txn import TxnLoop
 from pinctrl.db.writers import SbContext, fdb, mac_binding
+from pinctrl.db.writers.bfd import BfdStatusWriter
 from pinctrl.db.writers.controller_event import ControllerEventWriter
 from pinctrl.db.writers.fdb import FdbWriter
 from pinctrl.db.writers.mac_binding import MacBindingWriter
 from pinctrl.db.writers.port_claims import ActivationWriter, VportWriter
 from pinctrl.shared.state import SharedState
 from pinctrl.support import coverage
+from pinctrl.support.barrier import Barrier, bad_row
 
 vlog = ovs.vlog.Vlog("sb_sync")
 
@@ -54,11 +57,15 @@ SB_TABLES: dict[str, list[str]] = {
     "MAC_Binding": ["logical_port", "ip", "mac", "datapath", "timestamp"],
     "FDB": ["mac", "dp_key", "port_key"],
     "Controller_Event": ["event_type", "event_info", "chassis", "seq_num"],
+    # BFD sessions (db/bfd_plan.py); status written by db/writers/bfd.py.
+    "BFD": ["logical_port", "dst_ip", "src_port", "disc", "min_tx",
+            "min_rx", "detect_mult", "status"],
 }
 # Tables whose changes rebuild the port lookups of SbContext.
 _PORT_TABLES = {"Port_Binding", "Datapath_Binding"}
 # ... and the local datapaths, gARP and RA snapshots.
-_LOCAL_TABLES = _PORT_TABLES | {"Chassis", "HA_Chassis_Group", "HA_Chassis"}
+_LOCAL_TABLES = _PORT_TABLES | {"Chassis", "HA_Chassis_Group", "HA_Chassis",
+                                "BFD"}
 # Replicated only for the local datapaths (conditional monitoring): a large
 # Southbound holds far more of these than one chassis needs.
 _LOCAL_ONLY = {"MAC_Binding": "datapath", "FDB": "dp_key"}
@@ -72,8 +79,9 @@ class SbSync:
         self.shared = shared
         self.remotes = remotes
         self.idl = idl_util.make_idl(remotes, schema_json, SB_TABLES,
-                                   leader_only=False,
-                                   probe_interval_ms=probe_interval_ms)
+                                   leader_only=False)
+        if probe_interval_ms is not None:
+            self.set_probe_interval(probe_interval_ms)
         self._seen_seqno = -1
         self.n_rebuilds = 0
         # Tables with row changes since the last rebuild, recorded by the
@@ -105,25 +113,38 @@ class SbSync:
         self._conditions_acked()
         self.txn_loop = TxnLoop(self.idl, [
             self.mac_bindings, VportWriter(shared), ControllerEventWriter(
-                shared), FdbWriter(shared), ActivationWriter(shared)])
+                shared), FdbWriter(shared), ActivationWriter(shared),
+            BfdStatusWriter(shared)])
         # Summary for pinctrl/show, rebuilt with the caches (main thread).
         self.summary: dict[str, int | bool] = {}
+        # One exception barrier per step of run() (support/barrier.py).
+        # The IDL and the writes are retried after a back-off (they would
+        # fail again at once); the others run again on the next change.
+        self.barriers = {"idl": Barrier("sb_idl"),
+                         "writes": Barrier("sb_writes")}
+        for step in ("dns", "ports", "local", "buffered"):
+            self.barriers[step] = Barrier(f"sb_{step}", backoff=False)
 
     def run(self, now: int, chassis_name: str | None,
             inputs: ChassisInputs | None = None) -> None:
         """One main-loop step: pull DB updates, rebuild what changed, write
         what the handler learnt.  'now' is ovs.timeval.msec() (the write
-        retries' clock); 'inputs' come from the local OVS DB."""
-        self.idl.run()
+        retries' clock); 'inputs' come from the local OVS DB.  Each step
+        is behind its own exception barrier: a step that raises is
+        counted, logged and skipped, the others go on with what they
+        have (the snapshots published before stay in place)."""
+        b = self.barriers
+        b["idl"].run(now, self.idl.run)
         if self.ctx.chassis_name != chassis_name:
             self.ctx.chassis_name = chassis_name
             self._find_chassis()
         if self.idl.change_seqno != self._seen_seqno:
             self._seen_seqno = self.idl.change_seqno
-            self._rebuild(chassis_name)
-        self._sync_local(chassis_name, inputs)
-        self._release_buffered()
-        self.txn_loop.run(self.ctx, now, self.writes_ready())
+            self._rebuild(now, chassis_name)
+        b["local"].run(now, self._sync_local, chassis_name, inputs)
+        b["buffered"].run(now, self._release_buffered)
+        b["writes"].run(now, self.txn_loop.run, self.ctx, now,
+                        self.writes_ready())
 
     def _notify(self, event: str, row: Any, updates: Any = None) -> None:
         """IDL hook (main thread, inside idl.run()): remember the table and
@@ -136,9 +157,33 @@ class SbSync:
             self._dns_changed.add(row.uuid)
 
     def wait(self, poller: ovs.poller.Poller, now: int) -> None:
-        """Wake on DB traffic and when a write retry is due after 'now'."""
-        self.idl.wait(poller)
-        self.txn_loop.wait(poller, now, self.writes_ready())
+        """Wake on DB traffic and when a write retry is due after 'now';
+        a step backing off after an exception wakes when it may run."""
+        for step, wait in (("idl", lambda: self.idl.wait(poller)),
+                           ("writes", lambda: self.txn_loop.wait(
+                               poller, now, self.writes_ready()))):
+            if self.barriers[step].backing_off(now):
+                self.barriers[step].wait(poller)
+            else:
+                wait()
+
+    def set_probe_interval(self, interval_ms: int) -> None:
+        """The inactivity probe of the Southbound connection (main
+        thread; ovn-remote-probe-interval, idl_util.sb_probe_interval)."""
+        if idl_util.set_probe_interval(self.idl, interval_ms):
+            vlog.info(f"Southbound inactivity probe interval: "
+                      f"{interval_ms} ms")
+
+    def adopt_writes(self, old: SbSync) -> None:
+        """Main thread, when the Southbound remotes changed and this
+        connection replaces 'old': carry over the writers with everything
+        they still have to write (learnt bindings, claims, events), so a
+        switch loses nothing.  What old had in flight is retried here: the
+        operations are recomputed from this IDL, so an entry that did land
+        on the old server is not written twice."""
+        old.txn_loop.abandon()
+        self.txn_loop.writers = old.txn_loop.writers
+        self.mac_bindings = old.mac_bindings
 
     def close(self) -> None:
         self.idl.close()
@@ -151,7 +196,7 @@ class SbSync:
         return (self.connected()
                 and self.idl.state == self.idl.IDL_S_MONITORING)
 
-    def _rebuild(self, chassis_name: str | None) -> None:
+    def _rebuild(self, now: int, chassis_name: str | None) -> None:
         """Build new snapshots from the IDL (outside the mutex)."""
         coverage.inc("sb_sync_rebuild")
         self.n_rebuilds += 1
@@ -165,12 +210,12 @@ class SbSync:
             "dns_rows": len(tables["DNS"].rows) if "DNS" in tables else 0,
         }
         dirty, self._dirty = self._dirty, set()
-        self._sync_dns(dirty)
-        self._sync_ports(dirty)
-        if "Chassis" in dirty or self.ctx.chassis is None:
-            self._find_chassis()
         if dirty & _LOCAL_TABLES:
             self._local_dirty = True
+        self.barriers["dns"].run(now, self._sync_dns, dirty)
+        self.barriers["ports"].run(now, self._sync_ports, dirty)
+        if "Chassis" in dirty or self.ctx.chassis is None:
+            self._find_chassis()
 
     def _sync_ports(self, dirty: set[str]) -> None:
         """Rebuild the port lookups when ports or datapaths changed (the
@@ -208,6 +253,10 @@ class SbSync:
         self.local_datapaths = lds
         self.shared.set_garp(entries)
         self.shared.set_ras(prepare_ras(pbs))
+        bfd_rows = self.idl.tables["BFD"].rows.values() \
+            if "BFD" in self.idl.tables and chassis is not None else ()
+        self.shared.set_bfd(bfd_sessions(pbs, bfd_rows, chassis or "",
+                                         inputs.ifaces))
         new = entries.keys() - self._garp_names
         self._garp_names = set(entries)
         if plan is not None and new:
@@ -280,11 +329,80 @@ class SbSync:
             r = rows.get(uuid)
             if r is None:
                 self._dns_builder.remove_row(uuid)
-            else:
+                continue
+            try:
                 self._dns_builder.set_row(
                     uuid, r.external_ids.get("dns_id"), r.records,
                     [dp.tunnel_key for dp in r.datapaths])
+            except Exception as e:      # this row only: the others serve
+                self._dns_builder.remove_row(uuid)
+                bad_row("DNS", uuid, e)
         cache = self._dns_builder.build()
         self.n_dns_rebuilds += 1
         coverage.inc("sb_sync_dns_cache_rebuild")
         self.shared.set_dns_cache(cache)
+
+
+class RemoteSwitch:
+    """A move to new Southbound remotes (external_ids:ovn-remote changed
+    at run time), made in the background like the IDL's own reconnection
+    (main thread).  The daemon keeps running the current SbSync, whose
+    snapshots the handler keeps answering from and whose writers keep
+    writing, while this fetches the new server's schema
+    (idl_util.SchemaFetch: reconnecting with back-off, never blocking the
+    loop) and then replicates it into a new SbSync.  run() returns that
+    SbSync once its IDL holds the server's contents; the caller makes it
+    adopt the old one's writes and closes the old one.  Unreachable
+    remotes cost nothing but a reconnection attempt per back-off."""
+
+    def __init__(self, shared: SharedState, remotes: str,
+                 probe_interval_ms: int | None = None) -> None:
+        self.shared = shared
+        self.remotes = remotes
+        self.probe_interval_ms = probe_interval_ms
+        self._fetch: idl_util.SchemaFetch | None = idl_util.SchemaFetch(
+            remotes, SB_DB_NAME, probe_interval_ms)
+        self.sb: SbSync | None = None
+
+    def run(self, now: int) -> SbSync | None:
+        """Advance; the new SbSync once synced (this object is then
+        spent: the SbSync belongs to the caller)."""
+        if self.sb is None:
+            assert self._fetch is not None
+            schema = self._fetch.run()
+            if schema is None:
+                return None
+            self._fetch.close()
+            self._fetch = None
+            self.sb = SbSync(self.shared, self.remotes, schema,
+                             self.probe_interval_ms)
+        # The IDL only: SbSync.run() would publish its half-received
+        # contents as the snapshots.
+        self.sb.barriers["idl"].run(now, self.sb.idl.run)
+        return self.sb if self.sb.writable() else None
+
+    def wait(self, poller: ovs.poller.Poller, now: int) -> None:
+        if self.sb is not None:
+            b = self.sb.barriers["idl"]
+            if b.backing_off(now):
+                b.wait(poller)
+            else:
+                self.sb.idl.wait(poller)
+        elif self._fetch is not None:
+            self._fetch.wait(poller)
+
+    def state(self) -> str:
+        """For the log and pinctrl/show."""
+        if self.sb is not None:
+            return "replicating"
+        err = self._fetch.last_error if self._fetch is not None else None
+        return "connecting" + (f" (last error: {err})" if err else "")
+
+    def close(self) -> None:
+        """Give up (the remotes changed again, or the daemon exits)."""
+        if self._fetch is not None:
+            self._fetch.close()
+            self._fetch = None
+        if self.sb is not None:
+            self.sb.close()
+            self.sb = None

@@ -597,3 +597,48 @@ def test_learning_tables_and_buffers_stay_capped():
         assert coverage.get(drops[t]) > before[t], t
     assert len(ENV.buffered_packets._map) == buffered_packets.MAX_KEYS
     assert coverage.get(buffered_packets.C_MAP_FULL) > bp_before
+
+
+# --- 5. BFD control packets (issue 14) ---------------------------------------
+
+from pinctrl.handler.bfd_job import BfdJob  # noqa: E402
+from pinctrl.shared.records import BfdConfig, bfd_key, ipv4_mapped  # noqa: E402
+
+BFD_DISC = 822484385
+BFD_CFG = BfdConfig("lr0-public", 49152, bytes.fromhex("00000000ff03"),
+                    ipv4_mapped(0xAC100001), ipv4_mapped(0xAC1000FD),
+                    BFD_DISC, 1000, 1000, 5, 4, 3, False, frozenset({8}))
+BFD_JOB = BfdJob(lambda: (1, {bfd_key("172.16.0.253", 49152): BFD_CFG}),
+                 SHARED.bfd_status, SHARED.notify_main)
+BFD_JOB.run(ENV, 0)
+ENV.bfd = BFD_JOB
+
+bfd_payloads = st.one_of(
+    st.binary(max_size=60),
+    st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255),
+              st.sampled_from((0, 23, 24, 25, 48, 255)),
+              st.sampled_from((0, 1, BFD_DISC, 0xFFFFFFFF)),
+              st.sampled_from((0, 1, BFD_DISC, 0xFFFFFFFF)),
+              st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF),
+              st.binary(max_size=30)).map(
+        lambda t: struct.pack("!BBBBIIII", *t[:8]) + bytes(4) + t[8]))
+
+
+@FUZZ
+@given(payload=bfd_payloads, udp_len=st.sampled_from((None, 0, 8, 31, 33,
+                                                      0xFFFF)),
+       src=st.sampled_from((0xAC1000FD, 0xAC100032)))
+def test_bfd_control_packets(payload, udp_len, src):
+    """handle_bfd_msg on random and structured control packets from the
+    session's peer or elsewhere, UDP lengths lying both ways: dropped and
+    counted, or run through the session (a Poll answered by one
+    well-formed Final)."""
+    length = 8 + len(payload) if udp_len is None else udp_len
+    udp = struct.pack("!HHHH", 49152, 3784, length, 0) + payload
+    frame = pkt.compose_ipv4(bytes.fromhex("00000000fefd"),
+                             bytes.fromhex("00000000ff03"),
+                             src.to_bytes(4, "big"), bytes([172, 16, 0, 1]),
+                             17, 255, udp)
+    pin = decode_packet_in2(data_seed(23))
+    pin.packet = frame
+    check_dispatch(pin)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol, TypeVar
 
+from pinctrl.actions.replies import PacketOut
+from pinctrl.packet.bfd import BfdMsg
 from pinctrl.shared.records import (
     DnsCache,
     EventKey,
@@ -76,6 +78,18 @@ class PacketBuffer(Protocol):
              now: float) -> bool: ...
 
 
+class BfdSessions(Protocol):
+    """handler.bfd_job.BfdJob, as handle_bfd_msg sees it: find the session
+    a received control packet belongs to (by Your Discriminator, checked
+    against the datapath, logical inport, physical in_port and source
+    address it came with) and run it.  Returns the Final to send (a Poll
+    was received) and, when no session took it, why (a coverage reason)."""
+
+    def receive(self, dp_key: int, port_key: int, in_port: int,
+                ip_src: bytes, msg: BfdMsg, now: int
+                ) -> tuple[PacketOut | None, str | None]: ...
+
+
 class HandlerEnv(Protocol):
     """Owned by the pinctrl_handler thread.  'shared' is None and
     'buffered_packets' None when an action runs without them (unit tests,
@@ -90,11 +104,15 @@ class HandlerEnv(Protocol):
 
     def next_xid(self) -> int: ...
 
+    @property
+    def bfd(self) -> BfdSessions | None: ...
+
 
 class _NoEnv:
     """The HandlerEnv of an action called on its own (tests)."""
     shared: SharedView | None = None
     buffered_packets: PacketBuffer | None = None
+    bfd: BfdSessions | None = None
 
     def next_xid(self) -> int:
         return 0

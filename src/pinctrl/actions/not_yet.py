@@ -1,6 +1,6 @@
 """Opcodes whose features this project has not built yet: igmp (IGMP, 16),
 handle_svc_check (HANDLE_SVC_CHECK, 18), handle_dhcpv6_reply
-(DHCP6_SERVER, 19), handle_bfd_msg (BFD_MSG, 23).
+(DHCP6_SERVER, 19).
 
 None of them pauses, so the pipeline has already gone on without us: the
 packet keeps flowing (IGMP/MLD reports are still delivered by the flows,
@@ -29,7 +29,6 @@ NOT_IMPLEMENTED = {
     16: ("igmp", "IGMP/MLD snooping"),
     18: ("handle_svc_check", "load-balancer service monitoring"),
     19: ("handle_dhcpv6_reply", "DHCPv6 prefix delegation"),
-    23: ("handle_bfd_msg", "BFD"),
 }
 
 _logged: set[int] = set()

@@ -20,7 +20,9 @@ from __future__ import annotations
 from typing import Protocol
 
 import ovs.poller
+import ovs.timeval
 
+from pinctrl.handler.bfd_job import BfdJob
 from pinctrl.handler.buffered_packets import BufferedPackets
 from pinctrl.handler.dispatch import Env
 from pinctrl.handler.garp_job import GarpJob
@@ -34,10 +36,11 @@ class HandlerJob(Protocol):
     def wait(self, poller: ovs.poller.Poller, now: int) -> None: ...
 
 
-def make_jobs(shared: SharedState,
-              buffered_packets: BufferedPackets) -> list[HandlerJob]:
+def make_jobs(shared: SharedState, buffered_packets: BufferedPackets,
+              env: Env | None = None) -> list[HandlerJob]:
     """The handler's jobs, in the order they run each iteration.  Each
-    feature adds its job here."""
+    feature adds its job here; a job that actions reach is also attached
+    to 'env' (the handler's dispatch.Env)."""
     jobs: list[HandlerJob] = []
     # Frames waiting for arp/nd_ns resolutions: actions push through
     # env.buffered_packets, the job releases and expires them.
@@ -45,4 +48,10 @@ def make_jobs(shared: SharedState,
     # Periodic announcements of the main thread's snapshots.
     jobs.append(GarpJob(shared.get_garp))
     jobs.append(RaJob(shared.get_ras))
+    # BFD sessions: handle_bfd_msg reaches them through env.bfd.
+    bfd = BfdJob(shared.get_bfd, shared.bfd_status, shared.notify_main,
+                 now=ovs.timeval.msec())
+    if env is not None:
+        env.bfd = bfd
+    jobs.append(bfd)
     return jobs

@@ -103,8 +103,8 @@ def bfd_frame(src_mac: bytes, ip_src: bytes, ip_dst: bytes, udp_src: int,
         udp = _UDP.pack(udp_src, BFD_DEST_PORT, length, 0) + payload
         return compose_ipv4(src_mac, ETH_BROADCAST, ip_src[12:], ip_dst[12:],
                             IPPROTO_UDP, MAXTTL, udp)
-    udp = bytearray(_UDP.pack(udp_src, BFD_DEST_PORT, length, 0) + payload)
-    sum_ = csum(udp, pseudo_sum_ipv6(ip_src, ip_dst, IPPROTO_UDP, length))
-    struct.pack_into("!H", udp, 6, sum_ or 0xFFFF)
+    udp6 = bytearray(_UDP.pack(udp_src, BFD_DEST_PORT, length, 0) + payload)
+    sum_ = csum(udp6, pseudo_sum_ipv6(ip_src, ip_dst, IPPROTO_UDP, length))
+    struct.pack_into("!H", udp6, 6, sum_ or 0xFFFF)
     return compose_ipv6(src_mac, ETH_BROADCAST, ip_src, ip_dst, IPPROTO_UDP,
-                        MAXTTL, bytes(udp))
+                        MAXTTL, bytes(udp6))

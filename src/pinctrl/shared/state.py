@@ -35,7 +35,8 @@ class SharedState:
                  "chassis_name", "dns_cache", "put_mac_bindings",
                  "put_fdbs", "controller_events", "put_vport_bindings",
                  "ports_to_activate", "resolved_neighbors",
-                 "n_buffered_packets", "buffered_keys", "garp_snapshot", "ra_snapshot")
+                 "n_buffered_packets", "buffered_keys", "garp_snapshot", "ra_snapshot",
+                 "bfd_snapshot", "bfd_status")
 
     def __init__(self) -> None:
         self.mutex = threading.Lock()
@@ -97,6 +98,16 @@ class SharedState:
         # re-diff only on a new version.
         self.garp_snapshot: tuple[int, Mapping[str, Any]] = (0, EMPTY_MAP)
         self.ra_snapshot: tuple[int, Mapping[str, Any]] = (0, EMPTY_MAP)
+        # (mutex) The BFD sessions this chassis runs, (version, immutable
+        # mapping bfd_key -> records.BfdConfig): written by the main thread
+        # (SbSync, db/bfd_plan.py) only when it changed, read by the
+        # handler's BfdJob, which owns the sessions' state.
+        self.bfd_snapshot: tuple[int, Mapping[str, Any]] = (0, EMPTY_MAP)
+        # Handler -> main: SB BFD.status to write, bfd_key -> status; put
+        # by BfdJob on every state change, taken by the main thread's
+        # BfdStatusWriter (db/writers/bfd.py); the latest status wins.
+        self.bfd_status: Handover[str, str] = Handover(
+            self.mutex, "pinctrl_drop_bfd_status")
 
     def set_bridge(self, br_int_name: str | None,
                    chassis_name: str | None) -> None:
@@ -141,6 +152,15 @@ class SharedState:
         """Handler thread: (version, RA entries)."""
         with self.mutex:
             return self.ra_snapshot
+
+    def set_bfd(self, entries: Mapping[str, Any]) -> bool:
+        """Main thread: publish the BFD sessions (see set_garp)."""
+        return self._publish("bfd_snapshot", entries)
+
+    def get_bfd(self) -> tuple[int, Mapping[str, Any]]:
+        """Handler thread (and appctl): (version, bfd_key -> BfdConfig)."""
+        with self.mutex:
+            return self.bfd_snapshot
 
     def _publish(self, field: str, entries: Mapping[str, Any]) -> bool:
         # Only the main thread writes these fields, so reading the old
