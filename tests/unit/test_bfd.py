@@ -412,11 +412,11 @@ def test_wait_arms_the_next_packet_or_batch():
     job.run(dispatch.Env(), 0)
     p = FakePoller()
     job.wait(p, 0)
-    assert p.timers == [1000]
+    assert p.until == [1000]
     job.receive(4, 3, PHYS_OFPORT, DST, msg_of(peer_frame(state=DOWN)), 10)
     p = FakePoller()
     job.wait(p, 10)
-    assert p.timers == [min(1000, 10 + 3000, BFD_UPDATE_TIMEOUT + 1)]
+    assert p.until == [min(1000, 10 + 3000, BFD_UPDATE_TIMEOUT + 1)]
 
 
 def test_registered_not_paused():
