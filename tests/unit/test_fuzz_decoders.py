@@ -599,6 +599,64 @@ def test_learning_tables_and_buffers_stay_capped():
     assert coverage.get(buffered_packets.C_MAP_FULL) > bp_before
 
 
+# --- 5. IGMP / MLD snooping (issue 20) ---------------------------------------
+
+def _with_csum(body: bytes, csum_ofs: int, initial: int = 0) -> bytes:
+    b = bytearray(body)
+    if len(b) >= csum_ofs + 2:
+        b[csum_ofs:csum_ofs + 2] = b"\0\0"
+        struct.pack_into("!H", b, csum_ofs, pkt.csum(b, initial))
+    return bytes(b)
+
+
+mcast_record = st.tuples(st.integers(0, 8), st.integers(0, 8),
+                         st.integers(0, 0xFFFF), st.binary(max_size=40))
+
+
+@FUZZ
+@given(mtype=st.sampled_from((0x11, 0x12, 0x16, 0x17, 0x22, 0x13, 0)),
+       ngrp=st.integers(0, 0xFFFF), records=st.lists(mcast_record,
+                                                     max_size=6),
+       cut=st.integers(0, 64), ihl=st.sampled_from((5, 6, 15)))
+def test_igmp_reports(mtype, ngrp, records, cut, ihl):
+    """IGMPv1/v2/v3 with lying group counts, source counts, aux lengths,
+    unknown record types, truncation and IP options, checksum valid, to
+    the igmp action."""
+    body = struct.pack("!BBHHH", mtype, 0, 0, 0, ngrp) + b"".join(
+        struct.pack("!BBH", t, aux, n) + bytes([239, 1, 1, t]) + tail
+        for t, aux, n, tail in records)
+    body = _with_csum(body[:max(len(body) - cut, 0)], 2)
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0,
+                               4 * ihl + len(body), 0, 0, 1, 2, 0, IP_C,
+                               bytes([224, 0, 0, 22])) + bytes(4 * ihl - 20))
+    pkt.ipv4_set_csum(ip, 0, 4 * ihl)
+    pin = decode_packet_in2(data_seed(16))
+    pin.packet = MAC_C + MAC_S + b"\x08\x00" + bytes(ip) + body
+    check_dispatch(pin)
+
+
+@FUZZ
+@given(mtype=st.sampled_from((130, 131, 132, 143, 128)),
+       length=st.integers(0, 64), ngrp=st.integers(0, 0xFFFF),
+       records=st.lists(mcast_record, max_size=4),
+       exts=st.lists(ext_header, max_size=3))
+def test_mld_reports(mtype, length, ngrp, records, exts):
+    """MLDv1 of every length around the 24 bytes of a report (the 75-byte
+    frame that crashes 23.03.1 among them), MLDv2 with lying counts,
+    behind extension-header chains, checksum valid."""
+    body = struct.pack("!BBHHH", mtype, 0, 0, 0, ngrp) + b"".join(
+        struct.pack("!BBH", t, aux, n) + b"\xff\x0e" + bytes(14) + tail
+        for t, aux, n, tail in records)
+    body = (body + bytes(max(0, length - len(body))))[:max(length, 8)]
+    body = _with_csum(body, 2, pkt.pseudo_sum_ipv6(SRC6, DST6, 58,
+                                                   len(body)))
+    nxt, ext = _chain(exts, 58)
+    pin = decode_packet_in2(data_seed(16))
+    pin.packet = pkt.compose_ipv6(MAC_C, b"\x33\x33\0\0\0\x16", SRC6, DST6,
+                                  nxt, 1, ext + body)
+    check_dispatch(pin)
+
+
 # --- 5. BFD control packets (issue 14) ---------------------------------------
 
 from pinctrl.handler.bfd_job import BfdJob  # noqa: E402

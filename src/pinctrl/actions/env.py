@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol, TypeVar
 
+from pinctrl.packet.igmp import McastMessage
 from pinctrl.actions.replies import PacketOut
 from pinctrl.packet.bfd import BfdMsg
 from pinctrl.shared.records import (
@@ -78,6 +79,16 @@ class PacketBuffer(Protocol):
              now: float) -> bool: ...
 
 
+class McastSnooping(Protocol):
+    """handler.mcast_job.McastJob, as the igmp action sees it: the
+    per-datapath snooping tables."""
+
+    def snooping(self, dp_key: int) -> bool: ...
+
+    def learn(self, dp_key: int, port_key: int, msg: McastMessage,
+              now: int) -> bool: ...
+
+
 class BfdSessions(Protocol):
     """handler.bfd_job.BfdJob, as handle_bfd_msg sees it: find the session
     a received control packet belongs to (by Your Discriminator, checked
@@ -102,6 +113,9 @@ class HandlerEnv(Protocol):
     @property
     def buffered_packets(self) -> PacketBuffer | None: ...
 
+    @property
+    def mcast(self) -> McastSnooping | None: ...
+
     def next_xid(self) -> int: ...
 
     @property
@@ -112,6 +126,7 @@ class _NoEnv:
     """The HandlerEnv of an action called on its own (tests)."""
     shared: SharedView | None = None
     buffered_packets: PacketBuffer | None = None
+    mcast: McastSnooping | None = None
     bfd: BfdSessions | None = None
 
     def next_xid(self) -> int:

@@ -1,10 +1,10 @@
-"""Opcodes whose features this project has not built yet: igmp (IGMP, 16),
+"""Opcodes whose features this project has not built yet:
 handle_svc_check (HANDLE_SVC_CHECK, 18), handle_dhcpv6_reply
 (DHCP6_SERVER, 19).
 
-None of them pauses, so the pipeline has already gone on without us: the
-packet keeps flowing (IGMP/MLD reports are still delivered by the flows,
-only snooping and re-flooding are missing).  Each packet-in is counted
+None of them pauses, so the pipeline has already gone on without us
+wherever the flow continues; where it does not (a flow that only punts),
+the packet ends here.  Each packet-in is counted
 (pinctrl_not_implemented_<name>, besides the dispatcher's pinctrl_pin_*),
 and the first one of each opcode is logged once at WARN.  See
 docs/opcodes.md for the issue that builds each one.
@@ -26,7 +26,6 @@ vlog = ovs.vlog.Vlog("pinctrl")
 
 # opcode → (name used for counters/logs, what is missing)
 NOT_IMPLEMENTED = {
-    16: ("igmp", "IGMP/MLD snooping"),
     18: ("handle_svc_check", "load-balancer service monitoring"),
     19: ("handle_dhcpv6_reply", "DHCPv6 prefix delegation"),
 }

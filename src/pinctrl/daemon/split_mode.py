@@ -22,6 +22,18 @@ from pinctrl.proxy.server import (OfProxy, ProxyConfig, ProxyError,
                                   mgmt_paths)
 
 THREAD_NAME = "ofproxy"
+# Implemented here, but ovn-controller's own pinctrl also writes their
+# Southbound state from its main thread, whatever its handler sees:
+# ip_mcast_sync() deletes this chassis's IGMP_Group rows its own snooping
+# table lacks, sync_svc_monitors() writes Service_Monitor.status from its
+# own probes.  Split mode leaves them with ovn-controller unless
+# --own-opcodes says otherwise (docs/operations.md, "Split mode").
+PASSED_BY_DEFAULT = frozenset((16, 18))
+
+
+def default_passed() -> frozenset[int]:
+    """The opcodes split mode passes to ovn-controller by default."""
+    return frozenset(NOT_IMPLEMENTED) | PASSED_BY_DEFAULT
 
 
 class SplitModeError(Exception):
@@ -46,7 +58,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pass-opcodes", action="append", default=[],
                    metavar="OPCODES",
                    help="leave these to ovn-controller (default: the ones "
-                   "not implemented here)")
+                   "not implemented here, and igmp and handle_svc_check, "
+                   "whose Southbound state ovn-controller writes too)")
 
 
 def ownership(args: argparse.Namespace) -> Ownership:
@@ -57,7 +70,7 @@ def ownership(args: argparse.Namespace) -> Ownership:
                              "--proxy-rundir")
     names = {op: act.name for op, act in load_all().items()}
     try:
-        return resolve(names, NOT_IMPLEMENTED, args.own_opcodes,
+        return resolve(names, default_passed(), args.own_opcodes,
                        args.pass_opcodes)
     except OwnershipError as e:
         raise SplitModeError(str(e)) from None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 import ovs.vlog
 
 from pinctrl.actions import REGISTRY, Action, load_all
-from pinctrl.actions.env import BfdSessions
+from pinctrl.actions.env import BfdSessions, McastSnooping
 from pinctrl.actions.replies import PacketOut, Reply, Resume
 from pinctrl.openflow import messages as ofmsg
 from pinctrl.openflow.packet_in import OFPR_ACTION, PacketIn, PacketInError
@@ -45,11 +45,11 @@ class Env:
     use them lock-free: they are immutable).  'buffered_packets' is
     handler-private (handler.buffered_packets): only the pinctrl_handler
     thread touches it, so it needs no lock; so are the handler jobs
-    actions reach ('bfd': handler.bfd_job, attached by jobs.make_jobs()).
-    Nothing here changes per packet-in: the time of the batch is passed
-    to each action as 'now'."""
+    actions reach ('bfd': handler.bfd_job, 'mcast': handler.mcast_job,
+    attached by jobs.make_jobs()).  Nothing here changes per packet-in:
+    the time of the batch is passed to each action as 'now'."""
 
-    __slots__ = ("next_xid", "shared", "buffered_packets", "bfd")
+    __slots__ = ("next_xid", "shared", "buffered_packets", "mcast", "bfd")
 
     def __init__(self, next_xid: Callable[[], int] | None = None,
                  shared: SharedState | None = None,
@@ -58,6 +58,7 @@ class Env:
         self.shared = shared
         self.buffered_packets = buffered_packets
         self.bfd: BfdSessions | None = None
+        self.mcast: McastSnooping | None = None
 
 
 def _as_list(out: Reply | Iterable[Reply] | None) -> list[Reply]:
