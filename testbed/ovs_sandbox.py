@@ -149,19 +149,19 @@ class Sandbox(NetnsHosts):
                  netns_ports: Iterable[str] = ("gdvif1",)) -> None:
         if datapath_type not in ("dummy", "netdev"):
             raise ValueError("datapath_type must be 'dummy' or 'netdev'")
-        self.netns_ports = tuple(netns_ports) if datapath_type == "netdev" else ()
-        bad = [p for p in self.netns_ports if p not in VIFS]
-        if bad or (datapath_type == "netdev" and not self.netns_ports) \
-                or len(set(self.netns_ports)) != len(self.netns_ports):
+        ports = tuple(netns_ports) if datapath_type == "netdev" else ()
+        bad = [p for p in ports if p not in VIFS]
+        if bad or (datapath_type == "netdev" and not ports) \
+                or len(set(ports)) != len(ports):
             raise ValueError(f"netns_ports must be distinct ports of {sorted(VIFS)}: "
-                             f"{self.netns_ports!r}")
+                             f"{ports!r}")
         d = tempfile.mkdtemp(prefix="pinctrl-sb-", dir=base_dir or "/tmp")
         os.chmod(d, 0o755)
         env = dict(os.environ)
         for p in ("OVS", "OVN"):
             for k in ("RUNDIR", "LOGDIR", "DBDIR", "SYSCONFDIR"):
                 env[f"{p}_{k}"] = d
-        super().__init__(d, env, self.netns_ports)
+        super().__init__(d, env, ports)
         self.datapath_type = datapath_type
         self.want_flows = install_flows
         self.keep = (os.environ.get("PINCTRL_KEEP_SANDBOX") == "1") if keep is None else keep
