@@ -93,10 +93,16 @@ def test_feature_commands(daemon):
     assert "recently written (logical_port ip mac):" in out, out
     # The binding the local gARP implies (lr0-public 172.16.0.50) already
     # exists: found once the local-datapath conditions were acked, so no
-    # insert conflicted and nothing had to be retried.
+    # insert conflicted and nothing had to be retried.  The write plan may
+    # still be pending right after start-up: wait for the queue to drain.
+    deadline = time.monotonic() + 10
+    while "pending: 0, in flight: 0" not in out and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+        out = appctl(daemon, "pinctrl/mac-bindings").stdout
+    assert "pending: 0, in flight: 0" in out, out
     cov = appctl(daemon, "coverage/show").stdout
     assert "sb_txn_retry" not in cov, cov
-    assert "pending: 0, in flight: 0" in out, out
 
 
 def test_memory_show(daemon):
