@@ -1,6 +1,6 @@
 """SbSync's local side against a real SB ovsdb-server holding the golden
 SB: the gARP and RA snapshots published to the handler, the MAC_Binding
-rows a new local announcement implies (§11.4), and SB edits changing what
+rows a new local announcement implies (pinctrl.c send_garp_locally()), and SB edits changing what
 the handler jobs send within one main-loop iteration.
 """
 

@@ -1,5 +1,5 @@
 """put_dhcp_opts (opcode 2) against OVN 23.03's recorded behaviour, plus
-hand-built requests for each rule of reference §8 and hostile inputs."""
+hand-built requests for each rule of pinctrl.c pinctrl_handle_put_dhcp_opts() and hostile inputs."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.helpers import counter_delta, record_logs
 MAC = bytes.fromhex("505400000001")
 OFFER = bytes([10, 0, 0, 11])
 SERVER = bytes([10, 0, 0, 1])
-RESULT_HDR = bytes.fromhex("0001de1000000063")     # reg0[3], §5.3
+RESULT_HDR = bytes.fromhex("0001de1000000063")     # reg0[3], wire-formats.md
 OPCODE_HDR = bytes.fromhex("0000000200000000")
 
 
@@ -470,7 +470,7 @@ def test_raw_prefixes_of_a_discover():
 
 def test_consistent_prefixes_of_a_discover():
     """Truncate the UDP payload but keep the IP length consistent, so each
-    check of §8.3 is reached; the 53 option ends at byte 243."""
+    check of put_dhcp_opts's request validation is reached; the 53 option ends at byte 243."""
     payload = bootp(opts=tlv(55, b"\x01\x03\x06"))
     for n in range(len(payload) + 1):
         req = frame(payload[:n])

@@ -1,6 +1,6 @@
 """put_dhcpv6_opts (opcode 5) against OVN 23.03's recorded behaviour, the
 documented RELEASE deviation, hand-built messages for each rule of
-reference §9 and hostile inputs."""
+pinctrl.c pinctrl_handle_put_dhcpv6_opts() and hostile inputs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pinctrl.packet import headers as pkt
 from testbed import golden as goldens
 from tests.helpers import counted, record_logs
 
-RESULT_HDR = bytes.fromhex("0001de1000000063")     # reg0[3], §5.3
+RESULT_HDR = bytes.fromhex("0001de1000000063")     # reg0[3], wire-formats.md
 OPCODE_HDR = bytes.fromhex("0000000500000000")
 MAC = bytes.fromhex("505400000001")
 SERVER_MAC = bytes.fromhex("00000000ff01")

@@ -1,6 +1,6 @@
 """dns_lookup (opcode 6) against OVN 23.03's recorded behaviour, the
-documented EDNS deviation, hand-built queries for each rule of reference
-§10 and hostile inputs (OVN BZ1740335: a crafted query looped forever)."""
+documented EDNS deviation, hand-built queries for each rule of OVN
+pinctrl.c pinctrl_handle_dns_lookup() and hostile inputs (OVN BZ1740335: a crafted query looped forever)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ GOLDEN_RECORDS = {
 GOLDEN_DNS_ID = "da9b2133-ee34-4ef0-a804-267444864b31"
 GOLDEN_CACHE = dns_cache.build_dns_cache([(GOLDEN_DNS_ID, GOLDEN_RECORDS, [1])])
 
-RESULT_HDR = bytes.fromhex("0001de1000000064")     # reg0[4], §5.3
+RESULT_HDR = bytes.fromhex("0001de1000000064")     # reg0[4], wire-formats.md
 OPCODE_HDR = bytes.fromhex("0000000600000000")
 MAC_C = bytes.fromhex("505400000001")
 MAC_S = bytes.fromhex("00000000ff01")

@@ -142,7 +142,7 @@ def mutated(draw, data: bytes, keep: int = 0) -> bytes:
 
 
 def _prop(ptype: int, payload: bytes) -> bytes:
-    """One NXT_PACKET_IN2 property, padded to 8 (reference §4.2)."""
+    """One NXT_PACKET_IN2 property, padded to 8 (docs/wire-formats.md, Properties)."""
     raw = struct.pack("!HH", ptype, 4 + len(payload)) + payload
     return raw + bytes(-len(raw) % 8)
 

@@ -1,5 +1,5 @@
 """gARP / RARP frames, their packet-outs and the announcement schedule
-(pinctrl.garp) against OVN 23.03's recordings (reference §12.2).  The
+(handler/garp_job.py) against OVN 23.03's recordings (pinctrl.c send_garp_rarp()).  The
 schedule is driven by passing 'now'; nothing sleeps."""
 
 from __future__ import annotations

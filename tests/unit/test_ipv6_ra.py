@@ -1,5 +1,5 @@
 """Periodic IPv6 RAs (pinctrl.ipv6_ra): configuration rules of reference
-§13.1, frames and packet-outs against OVN 23.03's recordings, and the
+pinctrl.c ipv6_ra_send(), frames and packet-outs against OVN 23.03's recordings, and the
 schedule driven by 'now' with an injected random source."""
 
 from __future__ import annotations

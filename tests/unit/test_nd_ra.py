@@ -1,6 +1,6 @@
 """put_nd_ra_opts (opcode 8) against OVN 23.03's recorded RS -> RA
 exchanges, the shared ND option encoders against the recorded userdata,
-and hostile input (reference §13.2)."""
+and hostile input (pinctrl.c pinctrl_handle_put_nd_ra_opts())."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from tests.helpers import counted, record_logs
 from tests.helpers import counter_delta as delta
 
 OPCODE_HDR = bytes.fromhex("0000000800000000")
-RESULT_HDR = bytes.fromhex("0001de1000000065")     # reg0[5], §5.3
+RESULT_HDR = bytes.fromhex("0001de1000000065")     # reg0[5], wire-formats.md
 ROUTER_MAC = bytes.fromhex("00000000ff01")
 # put_nd_ra_opts(addr_mode = "slaac", mtu = 1500, router_preference =
 # "HIGH", prefix = aef0::/64, slla = ae:01:02:03:04:05), tests/ovn.at.

@@ -75,7 +75,7 @@ def test_golden_reload_matches_decoded_set_fields(pin_rec, po_rec):
     assert f"set_field:{dp:#x}->metadata" in text
 
 
-# --- encoders from bytes (reference §4.5) ------------------------------------
+# --- encoders from bytes (docs/wire-formats.md) ---------------------------
 
 def test_set_reg_example():
     assert A.set_reg(14, 5).hex() == "00190010" "00011c04" "00000005" "00000000"

@@ -102,7 +102,7 @@ def test_packet_in_fields():
 
 
 def test_metadata_roundtrip_and_new_masked_entry():
-    # in_port=7, xreg7 masked (reg14 = 2), metadata = 1: reference §19.
+    # in_port=7, xreg7 masked (reg14 = 2), metadata = 1 (docs/wire-formats.md, Packet-in metadata).
     md_hex = ("8000000400000007"
               "80010f100000000200000000ffffffff00000000"
               "800004080000000000000001")
