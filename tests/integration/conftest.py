@@ -30,6 +30,7 @@ import pytest
 
 from pinctrl.sb_sync import SbSync
 from pinctrl.shared.state import SharedState
+from testbed.bfd_peer import resolve_bfd_peer
 from testbed.daemon_under_test import Daemon, daemon_unavailable
 from testbed.ovs_sandbox import (
     Sandbox,
@@ -53,6 +54,9 @@ def _make_sandbox(datapath_type: str, **kw) -> Sandbox:
         logs = sb.log_tails(20)
         sb.stop()
         unavailable(f"sandbox ({datapath_type}) could not start: {e}\n{logs}")
+    # The recording's scenarios ran with lr0's BFD peer resolved: no
+    # packet-in for each BFD packet (testbed/bfd_peer.py).
+    resolve_bfd_peer(sb)
     return sb
 
 
