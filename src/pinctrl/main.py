@@ -3,6 +3,7 @@ command line, apply the options, hand over to the daemon (daemon/)."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from pinctrl.daemon.cli import EXIT_FAILURE, PROGRAM, build_parser, configure
@@ -11,9 +12,15 @@ from pinctrl.daemon.daemon import serve
 __all__ = ["build_parser", "main"]      # build_parser: the packaging test
 
 
+# Files and sockets we create (log file, pidfile, control socket) are
+# not for other users: the control socket can stop the daemon.
+UMASK = 0o027
+
+
 def main(argv: list[str] | None = None) -> int:
     """Main thread, before any other exists.  Returns the exit code."""
     args = build_parser().parse_args(argv)
+    os.umask(UMASK)
     try:
         configure(args)
     except Exception as e:          # bad SSL file, log file, -v spec, ...

@@ -86,16 +86,21 @@ class FakeIdl:
 
 
 class FakeTxn:
-    """ovs.db.idl.Transaction as TxnLoop uses it; each commit() returns
-    the next of FakeTxn.script (then INCOMPLETE)."""
+    """ovs.db.idl.Transaction as TxnLoop uses it.  Writers record their
+    entries in 'ops'.  commit() returns the next of FakeTxn.script (then
+    INCOMPLETE); with FakeTxn.refuse, ERROR when an entry it names is in
+    the transaction and SUCCESS otherwise, as a server refusing that
+    entry's row for good."""
     INCOMPLETE, SUCCESS, UNCHANGED = Txn.INCOMPLETE, Txn.SUCCESS, Txn.UNCHANGED
     TRY_AGAIN, ERROR, NOT_LOCKED = Txn.TRY_AGAIN, Txn.ERROR, Txn.NOT_LOCKED
     script: list[str] = []
+    refuse: set | None = None
     made: list["FakeTxn"] = []
 
     def __init__(self, idl) -> None:
         self.idl = idl
         self.comments: list[str] = []
+        self.ops: list = []
         self.aborted = False
         self.n_commits = 0
         FakeTxn.made.append(self)
@@ -105,6 +110,9 @@ class FakeTxn:
 
     def commit(self) -> str:
         self.n_commits += 1
+        if FakeTxn.refuse is not None:
+            return Txn.ERROR if FakeTxn.refuse & set(self.ops) \
+                else Txn.SUCCESS
         return FakeTxn.script.pop(0) if FakeTxn.script else Txn.INCOMPLETE
 
     def abort(self) -> None:
@@ -115,44 +123,46 @@ class FakeTxn:
 
 
 class FakeWriter:
-    """A writer with 'work' entries: write() adds one operation per entry
-    to the transaction (if 'writes')."""
+    """A writer with one RetryQueue holding 'work' entries ("<name><i>");
+    write() takes what the transaction has room for and adds one operation
+    per entry (if 'writes')."""
 
     def __init__(self, name: str, work: int = 0, writes: bool = True,
                  due: int | None = None) -> None:
         self.name = name
-        self.work = work
+        self.q: m.RetryQueue = m.RetryQueue(f"test_drop_{name}", name=name)
+        self.n = 0
+        self.add(work)
         self.writes = writes
         self.due = due
         self.calls: list[str] = []
-        self.in_flight = 0
+
+    def add(self, n: int, now: int = 0) -> None:
+        self.q.add({f"{self.name}{self.n + i}": i for i in range(n)}, now)
+        self.n += n
 
     def collect(self, now: int) -> None:
         self.calls.append("collect")
 
     def has_work(self, now: int) -> bool:
-        return self.work > 0
+        return bool(self.q.pending)
 
     def write(self, txn, ctx, now: int) -> bool:
         self.calls.append("write")
-        if not self.writes or not self.work:
+        if not self.writes:
             return False
-        self.in_flight, self.work = self.work, 0
-        return True
+        batch = self.q.start()
+        txn.ops += [k for k, _ in batch]
+        return bool(batch)
 
-    def committed(self) -> None:
-        self.calls.append("committed")
-        self.in_flight = 0
-
-    def failed(self) -> None:
-        self.calls.append("failed")
-        self.work, self.in_flight = self.work + self.in_flight, 0
+    def queues(self):
+        return (self.q,)
 
     def next_due(self) -> int | None:
         return self.due
 
     def __len__(self) -> int:
-        return self.work + self.in_flight
+        return len(self.q)
 
 
 class FakePoller:
@@ -168,7 +178,7 @@ class FakePoller:
 
 @pytest.fixture(autouse=True)
 def fake_txn(monkeypatch):
-    FakeTxn.script, FakeTxn.made = [], []
+    FakeTxn.script, FakeTxn.made, FakeTxn.refuse = [], [], None
     monkeypatch.setattr(m, "Txn", FakeTxn)
 
 
@@ -191,8 +201,7 @@ def test_one_transaction_carries_every_writer_and_commits():
     assert n == 1 and tl.n_commits == 1 and tl.txn is None
     (txn,) = FakeTxn.made
     assert txn.comments == ["pinctrl-daemon"]
-    assert "committed" in a.calls and "committed" in b.calls
-    assert "committed" not in idle.calls        # added nothing
+    assert sorted(txn.ops) == ["a0", "a1", "b0"]
     assert tl.pending() == {"a": 0, "b": 0, "idle": 0}
 
 
@@ -215,7 +224,7 @@ def test_one_transaction_in_flight_at_a_time():
     w = FakeWriter("w", 1)
     tl = loop(w)
     tl.run(None, 0, True)               # INCOMPLETE: in flight
-    w.work = 5                          # more arrives
+    w.add(5)                            # more arrives
     tl.run(None, 10, True)
     tl.run(None, 20, True)
     (txn,) = FakeTxn.made
@@ -223,7 +232,7 @@ def test_one_transaction_in_flight_at_a_time():
     FakeTxn.script = [Txn.SUCCESS, Txn.INCOMPLETE]
     tl.run(None, 30, True)              # done; the next one starts
     assert len(FakeTxn.made) == 2 and tl.txn is FakeTxn.made[1]
-    assert w.in_flight == 5
+    assert len(w.q.in_flight) == 5 and len(w) == 5
 
 
 @pytest.mark.parametrize("status", [Txn.TRY_AGAIN, Txn.ERROR, Txn.NOT_LOCKED])
@@ -233,7 +242,7 @@ def test_failure_puts_back_and_waits_for_a_change(status):
     FakeTxn.script = [status]
     _, n = counter_delta("sb_txn_retry", lambda: tl.run(None, 0, True))
     assert n == 1 and tl.n_failures == 1 and tl.last_status == status
-    assert w.calls[-1] == "failed" and len(w) == 3
+    assert len(w.q.pending) == 3 and not w.q.in_flight
     tl.run(None, 100, True)             # same IDL, before the back-off
     assert len(FakeTxn.made) == 1
     tl.idl.change_seqno += 1            # e.g. the other chassis' row arrived
@@ -264,7 +273,7 @@ def test_retry_backoff_doubles_to_8_s_and_resets_on_success():
     FakeTxn.script = [Txn.SUCCESS]
     (ok_at,) = attempts(tl, times[-1] + 50, times[-1] + 9000)[:1]
     assert tl.last_status == Txn.SUCCESS
-    w.work = 1
+    w.add(1)
     FakeTxn.script = [Txn.TRY_AGAIN]
     first, second = attempts(tl, ok_at + 50, ok_at + 2000)[:2]
     assert second - first == m.RETRY_MIN_MS
@@ -296,3 +305,188 @@ def test_wait_until_a_writer_entry_is_due():
     p = FakePoller()
     tl.wait(p, 0, True)
     assert p.calls == [("until", 5000)]
+
+
+# --- issue 15: capped batches, a failing entry isolated, backlog ------------------
+
+def drain(tl: m.TxnLoop, until: int = 600_000, step: int = 50) -> None:
+    """Run the loop until nothing is left to write (or 'until' ms)."""
+    for t in range(0, until, step):
+        tl.run(None, t, True)
+        if not any(len(w) for w in tl.writers):
+            return
+    raise AssertionError(f"still to write: {tl.pending()}")
+
+
+def test_a_transaction_carries_at_most_max_batch_entries():
+    a, b = FakeWriter("a", 2500), FakeWriter("b", 10)
+    tl = loop(a, b)
+    FakeTxn.refuse = set()                      # every commit succeeds
+    drain(tl)
+    sizes = [len(t.ops) for t in FakeTxn.made]
+    assert max(sizes) == m.MAX_BATCH and sum(sizes) == 2510
+    # The first writer rotates: b's 10 entries do not wait for all of a's.
+    assert any(op.startswith("b") for op in FakeTxn.made[0].ops
+               + FakeTxn.made[1].ops)
+
+
+def test_an_entry_the_server_always_refuses_is_isolated_and_dropped():
+    """Before issue 15 one such entry failed every transaction, carrying
+    everything else with it, forever."""
+    a, b = FakeWriter("a", 600), FakeWriter("b", 300)
+    tl = loop(a, b)
+    FakeTxn.refuse = {"a123"}
+    _, dropped = counter_delta("sb_txn_drop_failing_entry", lambda: drain(tl))
+    assert dropped == 1 and tl.n_dropped == 1
+    written = {op for t in FakeTxn.made
+               if not (FakeTxn.refuse & set(t.ops)) for op in t.ops}
+    assert written == {f"a{i}" for i in range(600)} - {"a123"} \
+        | {f"b{i}" for i in range(300)}
+    # Alone, it failed MAX_ALONE_FAILURES times; bisection found it in a
+    # handful of transactions, not one per entry.
+    alone = [t for t in FakeTxn.made if t.ops == ["a123"]]
+    assert len(alone) == m.MAX_ALONE_FAILURES
+    assert len(FakeTxn.made) < 40, len(FakeTxn.made)
+    assert not a.q.suspects and not a.q.since
+
+
+def test_new_entries_are_written_while_suspects_are_isolated():
+    a = FakeWriter("a", 4)
+    tl = loop(a)
+    FakeTxn.refuse = {"a0"}
+    tl.run(None, 0, True)                       # the batch of 4 fails
+    assert set(a.q.suspects) == {"a0", "a1", "a2", "a3"}
+    a.add(3)                                    # a4..a6, not suspects
+    t = 0
+    while "a4" not in {op for tr in FakeTxn.made for op in tr.ops}:
+        t += 50
+        tl.run(None, t, True)
+    # The normal batch that carried them held no suspect.
+    (normal,) = [tr for tr in FakeTxn.made if "a4" in tr.ops]
+    assert sorted(normal.ops) == ["a4", "a5", "a6"]
+
+
+def test_try_again_makes_no_suspects():
+    w = FakeWriter("w", 5)
+    tl = loop(w)
+    FakeTxn.script = [Txn.TRY_AGAIN]
+    tl.run(None, 0, True)
+    assert not w.q.suspects and len(w.q.pending) == 5
+
+
+def test_a_suspect_that_lands_is_cleared():
+    q = m.RetryQueue("test_drop")
+    q.add({"a": 1, "b": 2}, 0)
+    q.start()
+    q.failed(m.BATCH_FAILED)
+    assert q.suspects == {"a": 0, "b": 0}
+    q.batch = m.Batch(1, suspects=True)
+    assert q.start() == [("a", 1)]
+    assert q.failed(m.ALONE_FAILED) == [] and q.suspects["a"] == 1
+    q.batch = m.Batch(5, suspects=True)
+    q.start()
+    q.committed()
+    assert q.suspects == {} and q.pending == {} and q.since == {}
+
+
+def test_batch_room_and_suspect_filter():
+    q = m.RetryQueue("test_drop")
+    q.add({i: i for i in range(10)}, 0)
+    q.suspects[3] = 0
+    q.batch = m.Batch(4)
+    assert [k for k, _ in q.start()] == [0, 1, 2, 4]
+    assert q.batch.left == 0 and q.start() == []
+    q.batch = m.Batch(4, suspects=True)
+    assert q.start() == [(3, 3)] and q.batch.left == 3
+
+
+def test_backlog_depth_and_age():
+    a, b = FakeWriter("a"), FakeWriter("b")
+    tl = loop(a, b)
+    a.add(3, now=1000)
+    a.add(2, now=4000)
+    assert tl.backlog(6000) == {"a": (5, 5.0), "b": (0, 0.0)}
+    FakeTxn.script = [Txn.INCOMPLETE]
+    tl.run(None, 6000, True)                    # in flight: still backlog
+    assert tl.backlog(7000)["a"] == (5, 6.0)
+    FakeTxn.script = [Txn.SUCCESS]
+    tl.run(None, 7000, True)
+    assert tl.backlog(8000)["a"] == (0, 0.0)
+
+
+def test_abandon_puts_the_transaction_in_flight_back():
+    w = FakeWriter("w", 3)
+    tl = loop(w)
+    tl.run(None, 0, True)                       # in flight
+    assert len(w.q.in_flight) == 3
+    tl.abandon()
+    assert tl.txn is None and len(w.q.pending) == 3 and not w.q.in_flight
+
+
+def test_queue_cap_is_the_documented_one():
+    assert m.MAX_PENDING == 4096
+
+
+def test_writers_that_cannot_write_yet_do_not_spin_the_loop():
+    """Controller events wait for our Chassis row: before, the loop woke
+    at once forever (has_work true, nothing written)."""
+    w = FakeWriter("w", 2, writes=False)
+    tl = loop(w)
+    tl.run(None, 0, True)
+    tl.run(None, 10, True)
+    assert len(FakeTxn.made) == 1                 # tried once
+    p = FakePoller()
+    tl.wait(p, 10, True)
+    assert ("immediate",) not in p.calls
+    tl.idl.change_seqno += 1                      # e.g. the row arrived
+    w.writes = True
+    FakeTxn.script = [Txn.SUCCESS]
+    tl.run(None, 20, True)
+    assert len(FakeTxn.made) == 2 and len(w) == 0
+
+
+class StateWriter:
+    """A writer without queues (it syncs a state, as IGMP_Group's)."""
+    name = "state"
+
+    def __init__(self) -> None:
+        self.dirty = True
+        self.calls: list[str] = []
+
+    def collect(self, now: int) -> None:
+        pass
+
+    def has_work(self, now: int) -> bool:
+        return self.dirty
+
+    def write(self, txn, ctx, now: int) -> bool:
+        self.dirty = False
+        txn.ops.append("state")
+        return True
+
+    def committed(self) -> None:
+        self.calls.append("committed")
+
+    def failed(self) -> None:
+        self.calls.append("failed")
+        self.dirty = True
+
+    def next_due(self) -> int | None:
+        return None
+
+    def __len__(self) -> int:
+        return int(self.dirty)
+
+
+def test_a_writer_without_queues_is_told_and_never_suspect():
+    st, a = StateWriter(), FakeWriter("a", 3)
+    tl = loop(st, a)
+    FakeTxn.refuse = {"state"}          # the state's write fails for good
+    for t in range(0, 20_000, 50):
+        tl.run(None, t, True)
+    assert "failed" in st.calls and "committed" not in st.calls
+    # a's entries were isolated from it and written.
+    assert len(a) == 0
+    assert all("state" not in tr.ops for tr in FakeTxn.made
+               if any(op.startswith("a") for op in tr.ops)
+               and not FakeTxn.refuse & set(tr.ops))

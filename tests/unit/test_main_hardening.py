@@ -1,14 +1,22 @@
-"""Issue 15: the main thread survives what the Southbound hands it, and the
-smaller defences (log rate limits).  Pure: no server."""
+"""Issue 15: the main thread survives what the Southbound hands it (numbers
+int() refuses, exception barriers per loop stage, bad rows skipped), the
+Southbound probe interval, and the smaller defences (log rate limits, log
+handles).  Pure: no server."""
 
 from __future__ import annotations
+
+import logging
+import ssl
 
 import pytest
 
 from pinctrl.actions import dhcpv4
 from pinctrl.actions.replies import LogLine, Reporter
-from pinctrl.db import dns_cache, ra_plan
-from tests.helpers import VlogRecorder
+from pinctrl.daemon import daemon
+from pinctrl.db import dns_cache, idl_util, ra_plan
+from pinctrl.support import barrier
+from pinctrl.support.log import RateLimit
+from tests.helpers import VlogRecorder, counter_delta
 
 # More digits than Python 3.11's int() accepts (4300): int() raises.
 HUGE = "9" * 5000
@@ -63,3 +71,152 @@ def test_dhcpdecline_log_is_rate_limited():
         reporter.log(line, "pinctrl_dhcpv4_decline")
     rate, burst = dhcpv4.SITE_LIMITS["decline"] or (0, 0)
     assert 0 < len(rec.lines) <= burst + 1, len(rec.lines)
+
+
+# --- the main loop's exception barriers ------------------------------------------
+
+class Poller:
+    def __init__(self) -> None:
+        self.timers: list[int] = []
+
+    def timer_wait_until(self, when: int) -> None:
+        self.timers.append(when)
+
+
+def test_barrier_counts_logs_and_backs_off_a_failing_stage(monkeypatch):
+    rec = VlogRecorder()
+    monkeypatch.setattr(barrier, "vlog", rec)
+    monkeypatch.setattr(barrier, "_rl", RateLimit(1000, 1000))
+    b = barrier.Barrier("test_stage")
+    calls = []
+
+    def boom() -> None:
+        calls.append(1)
+        raise ssl.SSLError("[SSL] PEM lib")
+
+    ran, n = counter_delta("main_stage_error_test_stage",
+                           lambda: b.run(1000, boom))
+    assert (ran, n, len(calls)) == (False, 1, 1)
+    assert rec.lines[0][0] == "ERR" and "SSLError" in rec.lines[0][1] \
+        and "test_main_hardening.py" in rec.lines[0][1]
+    # Skipped until the back-off passed: a persistent failure does not spin.
+    assert b.backing_off(1099) and not b.run(1099, boom) and len(calls) == 1
+    p = Poller()
+    b.wait(p)
+    assert p.timers == [1000 + barrier.BACKOFF_MIN_MS]
+    b.run(1100, boom)                       # fails again: doubled
+    assert b.backing_off(1100 + 199) and not b.backing_off(1100 + 200)
+    for t in range(20):                     # ... up to the cap
+        b.run(10_000 * (t + 1), boom)
+    assert b.backing_off(200_000 + barrier.BACKOFF_MAX_MS - 1)
+    assert not b.backing_off(200_000 + barrier.BACKOFF_MAX_MS)
+    # A pass that works resets it.
+    assert b.run(300_000, lambda: None) and b.n_errors == 22
+    b.run(400_000, boom)
+    assert not b.backing_off(400_000 + barrier.BACKOFF_MIN_MS)
+
+
+def test_change_driven_stage_is_not_skipped_after_an_error():
+    b = barrier.Barrier("test_change_stage", backoff=False)
+    assert not b.run(5, lambda: 1 / 0)
+    assert not b.backing_off(5) and b.run(5, lambda: None)
+    assert b.last_error == "ZeroDivisionError: division by zero"
+
+
+def test_bad_row_is_counted_and_named(monkeypatch):
+    rec = VlogRecorder()
+    monkeypatch.setattr(barrier, "vlog", rec)
+    monkeypatch.setattr(barrier, "_rl_row", RateLimit(1000, 1000))
+    try:
+        int(HUGE)
+    except ValueError as e:
+        _, n = counter_delta("sb_bad_row",
+                             lambda: barrier.bad_row("DNS", "uuid-1", e))
+    assert n == 1
+    assert rec.lines[0][0] == "WARN" and "DNS row uuid-1 skipped" in \
+        rec.lines[0][1]
+
+
+def test_ra_plan_skips_a_row_that_raises_and_serves_the_others():
+    class Pb:
+        def __init__(self, name: str, options) -> None:
+            self.logical_port = name
+            self.options = options
+
+    class Explodes(dict):
+        def get(self, *a):
+            raise RuntimeError("bad row")
+
+    class Pbs:
+        rows = [Pb("bad", Explodes()), Pb("good", {})]
+
+        def peer(self, pb):
+            return None
+
+    _, n = counter_delta("sb_bad_row", lambda: ra_plan.prepare_ras(Pbs()))
+    assert n == 1
+
+
+# --- ovn-remote-probe-interval ---------------------------------------------------
+
+@pytest.mark.parametrize("ext, remote, want", [
+    ({}, "tcp:10.0.0.1:6642", 5000),                # ovn-controller default
+    ({}, "ssl:10.0.0.1:6642,ssl:10.0.0.2:6642", 5000),
+    ({}, "unix:/run/ovn/ovnsb_db.sock", 0),         # no probes needed
+    ({"ovn-remote-probe-interval": "30000"}, "tcp:1.1.1.1:6642", 30000),
+    ({"ovn-remote-probe-interval": "0"}, "tcp:1.1.1.1:6642", 0),
+    ({"ovn-remote-probe-interval": "1000"}, "unix:/x.sock", 1000),
+    ({"ovn-remote-probe-interval": "x"}, "tcp:1.1.1.1:6642", 5000),
+    ({"ovn-remote-probe-interval": HUGE}, "tcp:1.1.1.1:6642", 5000),
+    ({"ovn-remote-probe-interval": "3000",           # per chassis wins
+      "ovn-remote-probe-interval-hv1": "7000"}, "tcp:1.1.1.1:6642", 7000),
+    ({"ovn-remote-probe-interval-hv2": "7000"}, "tcp:1.1.1.1:6642", 5000),
+])
+def test_sb_probe_interval_as_ovn_controller(ext, remote, want):
+    assert idl_util.sb_probe_interval(ext, "hv1", remote) == want
+
+
+SCHEMA = {"name": "T", "version": "1.0.0", "tables": {
+    "T": {"columns": {"c": {"type": "integer"}}}}}
+
+
+def test_probe_interval_is_applied_to_the_idl_session():
+    idl = idl_util.make_idl("unix:/nonexistent/sb.sock", SCHEMA,
+                            {"T": ["c"]})
+    try:
+        fsm = idl._session.reconnect
+        assert fsm.get_probe_interval() == 0        # python-ovs: unix
+        assert idl_util.set_probe_interval(idl, 3000)
+        assert fsm.get_probe_interval() == 3000
+        assert not idl_util.set_probe_interval(idl, 3000)
+        assert idl_util.set_probe_interval(idl, 10)
+        assert fsm.get_probe_interval() == 1000     # at least 1 s, as OVS
+        assert not idl_util.set_probe_interval(idl, 999)
+        assert idl_util.set_probe_interval(idl, 0)
+        assert fsm.get_probe_interval() == 0
+    finally:
+        idl.close()
+
+
+def test_schema_fetch_never_blocks_on_an_unreachable_remote():
+    f = idl_util.SchemaFetch("unix:/nonexistent/sb.sock,tcp:127.0.0.1:1",
+                             "OVN_Southbound")
+    try:
+        for _ in range(5):
+            assert f.run() is None
+        assert not f.session.is_connected()
+    finally:
+        f.close()
+
+
+# --- vlog/reopen -----------------------------------------------------------------
+
+def test_log_handler_taken_off_by_vlog_reopen_is_closed(tmp_path):
+    file_logger = logging.getLogger("file")
+    daemon.close_dropped_log_handlers()
+    daemon.close_dropped_log_handlers()         # idempotent
+    h = logging.FileHandler(tmp_path / "x.log")
+    file_logger.addHandler(h)
+    assert h.stream is not None
+    file_logger.removeHandler(h)               # what vlog/reopen does
+    assert h.stream is None and h not in file_logger.handlers

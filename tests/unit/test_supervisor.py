@@ -76,7 +76,9 @@ def test_ready_once_status_on_change_and_watchdog_when_due():
         "STATUS=starting: Southbound connecting, OpenFlow idle",
         "WATCHDOG=1"]
     assert sup.gauges == {"ready": 0.0, "southbound_connected": 0.0,
-                          "openflow_connected": 0.0, "uptime_seconds": 0.0}
+                          "openflow_connected": 0.0, "uptime_seconds": 0.0,
+                          "sb_write_backlog": 0.0,
+                          "sb_write_backlog_age_seconds": 0.0}
     clock.t += 0.25
     step(sup, clock, "connecting", "idle")      # nothing changed, not due
     assert len(sup.notifier.sent) == 2
@@ -119,3 +121,15 @@ def test_without_watchdog_only_the_check_timer():
     assert step(sup, clock, "synced", "connected") == KEEPALIVE_CHECK_MS
     assert "WATCHDOG=1" not in sup.notifier.sent
     assert sup.systemd_text() == "ready, no watchdog"
+
+
+def test_southbound_write_backlog_is_published():
+    sup, clock, _ = make()
+    sup.run(clock.t, "synced", "connected",
+            {"mac_bindings": (1200, 42.5), "fdb": (3, 1.0),
+             "controller_events": (0, 0.0)})
+    assert sup.gauges["sb_write_backlog"] == 1203.0
+    assert sup.gauges["sb_write_backlog_age_seconds"] == 42.5
+    assert sup.backlog_depths == {"sb_backlog_mac_bindings": 1200,
+                                  "sb_backlog_fdb": 3,
+                                  "sb_backlog_controller_events": 0}

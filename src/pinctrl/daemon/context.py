@@ -120,6 +120,7 @@ class MetricsView:
         """Sizes of the shared state's containers, the handler's OpenFlow
         transmit backlog and its buffered frames."""
         out = appctl.shared_sizes(self._daemon.shared)
+        out.update(self._daemon.sup.backlog_depths)
         h = self._daemon.handler
         if h is not None:
             out["openflow_tx_bytes"] = h.openflow_tx_bytes()

@@ -9,10 +9,12 @@ applied (daemon/cli.py); serve() runs the process from there.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
 import time
+from typing import Callable
 
 import ovs.daemon
 import ovs.poller
@@ -42,10 +44,11 @@ from pinctrl.db.ovs_config import OVS_DB_NAME, OvsConfig
 from pinctrl.handler.latency import DispatchLatency
 from pinctrl.handler.jobs import HandlerJob
 from pinctrl.handler_thread import HEARTBEAT_MS, THREAD_NAME, PinctrlHandler
-from pinctrl.sb_sync import SB_DB_NAME, SbSync
+from pinctrl.sb_sync import SB_DB_NAME, RemoteSwitch, SbSync
 from pinctrl.shared.seq import Latch
 from pinctrl.shared.state import SharedState
 from pinctrl.support import appctl, coverage
+from pinctrl.support.barrier import Barrier
 
 vlog = ovs.vlog.Vlog("main")
 
@@ -72,8 +75,15 @@ class Daemon:
         self.stop_latch = Latch()
         self.exiting = False
         self.ovs_cfg: OvsConfig | None = None
-        # Replaced (main thread) when external_ids:ovn-remote changes.
+        # Replaced (main thread) when external_ids:ovn-remote changes, once
+        # 'switch' has replicated the new remote in the background.
         self.sb: SbSync | None = None
+        self.switch: RemoteSwitch | None = None
+        self._refused_remote: str | None = None     # logged once
+        # One exception barrier per stage of the main loop.
+        self.stages = {name: Barrier(name) for name in (
+            "ovs_db", "remote", "southbound", "unixctl", "handler_check",
+            "supervisor")}
         # Replaced (main thread) if the thread dies.
         self.handler: PinctrlHandler | None = None
         self.handler_started = 0.0
@@ -183,11 +193,20 @@ class Daemon:
         return cfg
 
     def _open_sb(self, remote: str) -> SbSync:
-        """Main thread: a Southbound connection to 'remote'."""
+        """Main thread, at start-up: a Southbound connection to 'remote'
+        (bounded by --db-timeout)."""
         check_ssl_remotes(self.args, remote)
         schema = self._fetch_schema(remote, SB_DB_NAME,
                                     "OVN Southbound database")
-        return SbSync(self.shared, remote, schema)
+        return SbSync(self.shared, remote, schema, self._probe_interval(
+            remote))
+
+    def _probe_interval(self, remotes: str) -> int:
+        """The Southbound inactivity probe ovn-controller would use."""
+        cfg = self.ovs_cfg
+        assert cfg is not None
+        return idl_util.sb_probe_interval(cfg.external_ids, cfg.system_id,
+                                          remotes)
 
     def _start_unixctl(self) -> None:
         """Main thread: the control socket, serving every command."""
@@ -201,6 +220,7 @@ class Daemon:
             raise StartupError(f"cannot create control socket {path} "
                                f"({os.strerror(err)})")
         self.unixctl = server
+        close_dropped_log_handlers()
         ovs.unixctl.command_register("exit", "", 0, 0, self._cmd_exit, None)
         if test_hooks.enabled():
             test_hooks.register_test_hooks(self._add_handler_job)
@@ -223,57 +243,127 @@ class Daemon:
 
     # --- loop -------------------------------------------------------------
     def run(self) -> None:
-        """The main thread's loop, until exit or a signal."""
+        """The main thread's loop, until exit or a signal.  Each stage is
+        behind an exception barrier (support/barrier.py): an exception is
+        counted and logged, that stage is skipped (for a back-off when it
+        would fail again at once), the other stages go on."""
         cfg, unixctl = self.ovs_cfg, self.unixctl
         assert cfg is not None and unixctl is not None, "start() first"
-        br_int = self.args.br_int
+        st = self.stages
         while not self.exiting:
             poller = ovs.poller.Poller()
+            now_ms = ovs.timeval.msec()
             self.sup.keepalive.mark("main")
-            cfg.run()
-            sb = self._follow_remote(cfg)
+            st["ovs_db"].run(now_ms, cfg.run)
+            st["remote"].run(now_ms, self._follow_remote, cfg, now_ms)
             # Read main_seq before draining what the handler queued, so a
             # change made while sb.run() works wakes the next iteration.
             seen_main = self.shared.main_seq.read()
-            sb.run(ovs.timeval.msec(), cfg.system_id,
-                   cfg.chassis_inputs(br_int))
-            self.shared.set_bridge(br_int, cfg.system_id)
-            unixctl.run()
-            if not self._handler_alive() and not self.exiting:
-                coverage.inc("pinctrl_handler_thread_dead")
-                vlog.err("pinctrl handler thread died; restarting it")
-                self._start_handler()
+            st["southbound"].run(now_ms, self._run_sb, cfg, now_ms)
+            st["unixctl"].run(now_ms, unixctl.run)
+            st["handler_check"].run(now_ms, self._check_handler)
             if self.exiting:
                 break
             now = time.monotonic()
-            self.sup.run(now, self._sb_state(), self._of_state())
+            st["supervisor"].run(now_ms, self.sup.run, now, self._sb_state(),
+                                 self._of_state(), self._backlog(now_ms))
             self.sup.wait(poller, now)
-            cfg.wait(poller)
-            sb.wait(poller, ovs.timeval.msec())
-            unixctl.wait(poller)
+            self._wait(poller, now_ms, "ovs_db", lambda: cfg.wait(poller))
+            self._wait(poller, now_ms, "remote", lambda: self._wait_remote(
+                poller, now_ms))
+            self._wait(poller, now_ms, "southbound", lambda: self._wait_sb(
+                poller, now_ms))
+            self._wait(poller, now_ms, "unixctl", lambda: unixctl.wait(
+                poller))
             self.shared.main_seq.wait(poller, seen_main)
             self.stop_latch.wait(poller)
             poller.block()
             if self.stop_latch.is_set():
                 self.exiting = True
 
-    def _follow_remote(self, cfg: OvsConfig) -> SbSync:
-        """Reconnect the Southbound IDL if external_ids:ovn-remote changed
-        (unless --ovnsb-db pinned it).  Returns the current SbSync."""
+    def _wait(self, poller: ovs.poller.Poller, now_ms: int, stage: str,
+              wait: Callable[[], None]) -> None:
+        """Main thread: the stage's own wait, or while it backs off after
+        an exception, a timer for its next attempt."""
+        b = self.stages[stage]
+        if b.backing_off(now_ms):
+            b.wait(poller)
+        else:
+            wait()
+
+    def _run_sb(self, cfg: OvsConfig, now_ms: int) -> None:
+        """Main thread: the Southbound stage."""
+        sb = self.sb
+        assert sb is not None, "start() first"
+        sb.set_probe_interval(self._probe_interval(sb.remotes))
+        sb.run(now_ms, cfg.system_id, cfg.chassis_inputs(self.args.br_int))
+        self.shared.set_bridge(self.args.br_int, cfg.system_id)
+
+    def _backlog(self, now_ms: int) -> dict[str, tuple[int, float]]:
+        """Main thread: the Southbound writes still to do, per writer."""
+        return self.sb.txn_loop.backlog(now_ms) if self.sb is not None \
+            else {}
+
+    def _wait_sb(self, poller: ovs.poller.Poller, now_ms: int) -> None:
+        if self.sb is not None:
+            self.sb.wait(poller, now_ms)
+
+    def _check_handler(self) -> None:
+        """Main thread: restart a handler thread that died."""
+        if not self._handler_alive() and not self.exiting:
+            coverage.inc("pinctrl_handler_thread_dead")
+            vlog.err("pinctrl handler thread died; restarting it")
+            self._start_handler()
+
+    def _follow_remote(self, cfg: OvsConfig, now_ms: int) -> None:
+        """Main thread: follow external_ids:ovn-remote (unless --ovnsb-db
+        pinned the remotes) without blocking.  A new remote is connected
+        and replicated in the background (sb_sync.RemoteSwitch) while the
+        current connection keeps serving its snapshots and writing; once
+        the new IDL holds the server's contents it takes over, with every
+        write still pending."""
         sb = self.sb
         assert sb is not None, "start() first"
         remote = cfg.ovn_remote
         if self.args.ovnsb_db or not remote or remote == sb.remotes:
-            return sb
-        vlog.info(f"ovn-remote changed to {remote}; reconnecting")
-        try:
-            new = self._open_sb(remote)
-        except StartupError as e:
-            vlog.warn(str(e))
-            return sb
+            if self.switch is not None:
+                vlog.info(f"ovn-remote is {remote or 'unset'} again: "
+                          f"staying on {sb.remotes}")
+                self._drop_switch()
+            return
+        switch = self.switch
+        if switch is None or switch.remotes != remote:
+            self._drop_switch()
+            if remote == self._refused_remote:
+                return
+            try:
+                check_ssl_remotes(self.args, remote)
+            except StartupError as e:
+                self._refused_remote = remote
+                vlog.warn(f"ovn-remote changed but not followed: {e}")
+                return
+            vlog.info(f"ovn-remote changed to {remote}: connecting in the "
+                      f"background, serving from {sb.remotes} meanwhile")
+            switch = self.switch = RemoteSwitch(
+                self.shared, remote, self._probe_interval(remote))
+        new = switch.run(now_ms)
+        if new is None:
+            return
+        vlog.info(f"Southbound {remote} replicated: switching over from "
+                  f"{sb.remotes}")
+        new.adopt_writes(sb)
         sb.close()
-        self.sb = new
-        return new
+        self.sb, self.switch = new, None
+        coverage.inc("sb_remote_switch")
+
+    def _wait_remote(self, poller: ovs.poller.Poller, now_ms: int) -> None:
+        if self.switch is not None:
+            self.switch.wait(poller, now_ms)
+
+    def _drop_switch(self) -> None:
+        if self.switch is not None:
+            self.switch.close()
+            self.switch = None
 
     def _sb_state(self) -> str:
         """'synced' (connected and the IDL holds the server's contents;
@@ -303,6 +393,7 @@ class Daemon:
             self.metrics.close()
         if self.unixctl is not None:
             self.unixctl.close()
+        self._drop_switch()
         for db in (self.sb, self.ovs_cfg):
             if db is not None:
                 db.close()
@@ -317,6 +408,24 @@ class Daemon:
         """ovs-appctl exit (main thread)."""
         self.exiting = True
         conn.reply(None)
+
+
+def close_dropped_log_handlers() -> None:
+    """python-ovs's vlog/reopen and vlog/close take the log file's handler
+    off the "file" logger without closing it: every logrotate leaked a
+    descriptor on the old, deleted file.  Close what they take off.  Main
+    thread, before the control socket serves."""
+    file_logger = logging.getLogger("file")
+    if getattr(file_logger.removeHandler, "closes", False):
+        return
+    remove = file_logger.removeHandler
+
+    def remove_and_close(handler: logging.Handler) -> None:
+        remove(handler)
+        handler.close()
+
+    remove_and_close.closes = True      # type: ignore[attr-defined]
+    setattr(file_logger, "removeHandler", remove_and_close)
 
 
 def serve(args: argparse.Namespace) -> int:

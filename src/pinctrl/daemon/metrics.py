@@ -39,6 +39,10 @@ GAUGE_HELP = {
     "openflow_connected": "1 while the OpenFlow connection to the bridge "
                           "is up",
     "uptime_seconds": "Seconds since the daemon started",
+    "sb_write_backlog": "Southbound writes still to do (learnt bindings, "
+                        "claims, events), every writer",
+    "sb_write_backlog_age_seconds": "Age of the oldest Southbound write "
+                                    "still to do",
 }
 
 

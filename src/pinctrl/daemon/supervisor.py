@@ -10,6 +10,8 @@ pass their own.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import ovs.poller
 import ovs.vlog
 
@@ -43,14 +45,19 @@ class Supervisor:
         self.ready = False
         self.health: list[ThreadHealth] = []
         self.gauges: dict[str, float] = {}
+        # Southbound write backlog per writer, "sb_backlog_<writer>" ->
+        # entries (replaced on every run(), like 'gauges').
+        self.backlog_depths: dict[str, int] = {}
         self._alive = False
         self._next_ping = 0.0
 
-    def run(self, now: float, sb_state: str, of_state: str) -> None:
+    def run(self, now: float, sb_state: str, of_state: str,
+            backlog: Mapping[str, tuple[int, float]] | None = None) -> None:
         """Check the threads; READY=1 the first time the Southbound DB is
         SB_SYNCED and OpenFlow OF_CONNECTED, STATUS= on every change;
         WATCHDOG=1 when due and every thread is alive; publish the
-        gauges."""
+        gauges, with the Southbound write 'backlog' (writer -> (entries,
+        age of the oldest in seconds), TxnLoop.backlog())."""
         self.health = self.keepalive.run(now)
         self._alive = KeepAlive.all_alive(self.health)
         sb_ok, of_ok = sb_state == SB_SYNCED, of_state == OF_CONNECTED
@@ -60,10 +67,18 @@ class Supervisor:
             self.notifier.ready(self.status_line(sb_state, of_state))
         else:
             self.notifier.status(self.status_line(sb_state, of_state))
+        backlog = backlog or {}
         self.gauges = {"ready": float(self.ready),
                        "southbound_connected": float(sb_ok),
                        "openflow_connected": float(of_ok),
-                       "uptime_seconds": now - self.started}
+                       "uptime_seconds": now - self.started,
+                       "sb_write_backlog": float(sum(
+                           n for n, _ in backlog.values())),
+                       "sb_write_backlog_age_seconds": max(
+                           (age for _, age in backlog.values()),
+                           default=0.0)}
+        self.backlog_depths = {f"sb_backlog_{name}": n
+                               for name, (n, _) in backlog.items()}
         if self._alive:
             self.feed_watchdog(now)
 

@@ -54,6 +54,12 @@ class OvsConfig:
         return {}
 
     @property
+    def external_ids(self) -> dict[str, str]:
+        """The Open_vSwitch row's external_ids (a copy; empty before it is
+        replicated)."""
+        return self._external_ids()
+
+    @property
     def ovn_remote(self) -> str | None:
         return self._external_ids().get("ovn-remote")
 

@@ -28,10 +28,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import ovs.vlog
 
 from pinctrl.db.addresses import extract_ip_addresses, inet_pton6, parse_mac
+from pinctrl.db.idl_util import smap_get_int
 from pinctrl.db.local_datapaths import PortBindings, smap_get_bool
 from pinctrl.packet.flow import IPPROTO_ICMPV6
 from pinctrl.packet.headers import compose_ipv6
@@ -52,6 +54,7 @@ from pinctrl.packet.nd_options import (
 )
 from pinctrl.shared.records import RaEntry
 from pinctrl.support import coverage
+from pinctrl.support.barrier import bad_row
 from pinctrl.support.log import RateLimit, rl_log
 
 vlog = ovs.vlog.Vlog("pinctrl")
@@ -61,30 +64,6 @@ ND_MTU_DEFAULT = 0
 ALL_NODES_MAC = bytes.fromhex("333300000001")
 ALL_NODES = bytes.fromhex("ff020000000000000000000000000001")
 RA_HOP_LIMIT = 255
-
-
-def _c_int(text: str | None) -> int | None:
-    """OVS str_to_int(text, 10): strtoll with the whole string consumed,
-    within a C int; None otherwise."""
-    if text is None:
-        return None
-    s = text.lstrip(" \t\n\v\f\r")
-    digits = s[1:] if s[:1] in "+-" else s
-    if not digits or not all("0" <= c <= "9" for c in digits):
-        return None
-    # int() refuses more than 4300 digits, leading zeros included: an SB
-    # option may hold any number of them.
-    digits = digits.lstrip("0") or "0"
-    if len(digits) > 10:                # beyond a C int anyway
-        return None
-    value = -int(digits) if s[:1] == "-" else int(digits)
-    return value if -2**31 <= value < 2**31 else None
-
-
-def smap_get_int(options: Mapping[str, str], key: str, default: int) -> int:
-    """OVS smap_get_int()."""
-    value = _c_int(options.get(key))
-    return default if value is None else value
 
 
 def nd_ra_min_interval_default(max_interval: int) -> int:
@@ -218,19 +197,29 @@ def prepare_ras(pbs: PortBindings) -> dict[str, RaEntry]:
     local_active_ports_ras is every PB with ipv6_ra_send_periodic)."""
     out: dict[str, RaEntry] = {}
     for pb in pbs.rows:
-        if not smap_get_bool(pb.options, "ipv6_ra_send_periodic", False):
+        try:
+            entry = _ra_entry(pbs, pb)
+        except Exception as e:      # this row only: the others are served
+            bad_row("Port_Binding", pb.logical_port, e)
             continue
-        peer = pbs.peer(pb)
-        if peer is None:
-            continue
-        cfg, reason = parse_ra_config(pb.options)
-        frame = build_ra_frame(cfg) if cfg is not None else None
-        if cfg is None or frame is None:
-            coverage.inc("pinctrl_ra_drop_bad_config")
-            rl_log(vlog, "warn", _rl, f"{pb.logical_port}: "
-                   f"{reason or 'Router Advertisement too big'}")
-            continue
-        out[pb.logical_port] = RaEntry(cfg.min_interval, cfg.max_interval,
-                                       frame, peer.datapath.tunnel_key,
-                                       peer.tunnel_key)
+        if entry is not None:
+            out[pb.logical_port] = entry
     return out
+
+
+def _ra_entry(pbs: PortBindings, pb: Any) -> RaEntry | None:
+    """The periodic RA of router port 'pb', if it sends them."""
+    if not smap_get_bool(pb.options, "ipv6_ra_send_periodic", False):
+        return None
+    peer = pbs.peer(pb)
+    if peer is None:
+        return None
+    cfg, reason = parse_ra_config(pb.options)
+    frame = build_ra_frame(cfg) if cfg is not None else None
+    if cfg is None or frame is None:
+        coverage.inc("pinctrl_ra_drop_bad_config")
+        rl_log(vlog, "warn", _rl, f"{pb.logical_port}: "
+               f"{reason or 'Router Advertisement too big'}")
+        return None
+    return RaEntry(cfg.min_interval, cfg.max_interval, frame,
+                   peer.datapath.tunnel_key, peer.tunnel_key)

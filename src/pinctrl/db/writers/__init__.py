@@ -36,18 +36,21 @@ class SbContext:
 
 class HandoverWriter(Generic[K, V]):
     """The common part of the writers: collect from a handover table of
-    K -> V into a retry queue, attempt everything pending."""
+    K -> V into a retry queue, attempt what is pending (TxnLoop caps how
+    much per transaction; db/txn.py)."""
     name = "?"
 
     def __init__(self, handover: Handover[K, V], drop_counter: str,
-                 merge: Callable[[V, V], V] | None = None) -> None:
+                 merge: Callable[[V, V], V] | None = None,
+                 describe: Callable[[K], str] = repr) -> None:
         self.handover = handover
-        self.queue: RetryQueue[K, V] = RetryQueue(drop_counter, merge)
+        self.queue: RetryQueue[K, V] = RetryQueue(
+            drop_counter, merge, name=self.name, describe=describe)
 
     def collect(self, now: int) -> None:
         taken = self.handover.take()
         if taken:
-            self.queue.add(taken)
+            self.queue.add(taken, now)
 
     def has_work(self, now: int) -> bool:
         return bool(self.queue.pending)
@@ -55,11 +58,17 @@ class HandoverWriter(Generic[K, V]):
     def next_due(self) -> int | None:
         return None
 
+    def queues(self) -> tuple[RetryQueue, ...]:
+        return (self.queue,)
+
+    # What TxnLoop does to the queues when a transaction ends (tests).
     def committed(self) -> None:
-        self.queue.committed()
+        for q in self.queues():
+            q.committed()
 
     def failed(self) -> None:
-        self.queue.failed()
+        for q in self.queues():
+            q.failed()
 
     def __len__(self) -> int:
         """Entries still to write (pending and in flight)."""

@@ -69,6 +69,12 @@ def lookup(idl: ovs.db.idl.Idl, logical_port: str, ip: str) -> Any:
     return next(idl.index_equal(TABLE, INDEX, probe), None)
 
 
+def describe_key(key: MacBindingKey) -> str:
+    """A learnt binding's key, for the log."""
+    dp_key, port_key, ip16 = key
+    return f"datapath {dp_key} port {port_key} ip {format_ip(ip16)}"
+
+
 def _due(now: int) -> Callable[[Learnt], bool]:
     return lambda learnt: learnt.commit_at <= now
 
@@ -107,9 +113,12 @@ class MacBindingWriter(HandoverWriter[MacBindingKey, Learnt]):
         super().__init__(shared.put_mac_bindings,
                          "pinctrl_drop_put_mac_binding_retry",
                          merge=lambda old, new: new._replace(
-                             commit_at=old.commit_at))
+                             commit_at=old.commit_at),
+                         describe=describe_key)
         self.local: RetryQueue[tuple[str, str], MacBindingWrite] = \
-            RetryQueue("pinctrl_drop_garp_mac_binding_retry")
+            RetryQueue("pinctrl_drop_garp_mac_binding_retry",
+                       name="garp_mac_bindings",
+                       describe=lambda k: f"logical port {k[0]} ip {k[1]}")
         self.n_written = 0
         # Recently written (logical_port, ip, mac), for pinctrl/mac-bindings.
         self.recent: list[tuple[str, str, str]] = []
@@ -126,13 +135,8 @@ class MacBindingWriter(HandoverWriter[MacBindingKey, Learnt]):
         pending = self.queue.pending
         return min(v.commit_at for v in pending.values()) if pending else None
 
-    def committed(self) -> None:
-        self.queue.committed()
-        self.local.committed()
-
-    def failed(self) -> None:
-        self.queue.failed()
-        self.local.failed()
+    def queues(self) -> tuple[RetryQueue, ...]:
+        return (self.queue, self.local)
 
     def __len__(self) -> int:
         return len(self.queue) + len(self.local)
