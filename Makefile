@@ -61,9 +61,15 @@ test: deps venv typecheck
 	$(PY) -m pytest -q tests bench/tests
 
 # Side by side with real ovn-controller 23.03 (root, ~15 min; BENCH_QUICK=1: < 3 min).
-# Prints the table, appends JSON lines to bench-results.jsonl.  README "Benchmark".
-bench: deps venv
+# Prints the table, appends JSON lines to bench-results.jsonl, draws
+# bench/latest.png (bench/plot.py).  README "Benchmark".
+bench: deps venv $(VENV)/.bench-installed
 	$(PY) -m bench
+
+# Bench-only Python packages (pyproject extra "bench": py-spy, matplotlib).
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install -q -e '.[bench]'
+	touch $@
 
 # Long decoder fuzzing (hypothesis, random seeds; PINCTRL_FUZZ_EXAMPLES per
 # test, default 5000).  `make test` runs a bounded, derandomized version.

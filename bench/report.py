@@ -32,6 +32,13 @@ class Results:
         self.figures: dict[str, Figure] = {}
         self.notes: list[str] = []
         self.meta: dict = {}
+        # Latency distributions for the plot (bench/plot.py): key ->
+        # (title, {impl: every round trip in µs, repeats pooled}).
+        self.rtts: dict[str, tuple[str, dict[str, list[float]]]] = {}
+
+    def add_rtts(self, key: str, title: str, impl: str, rtts_us) -> None:
+        self.rtts.setdefault(key, (title, {}))[1].setdefault(
+            impl, []).extend(rtts_us)
 
     def add(self, key: str, title: str, unit: str, impl: str, v: float | None) -> None:
         if key not in self.figures:
@@ -83,6 +90,24 @@ def json_lines(res: Results, run_id: str) -> list[str]:
         for impl, vals in f.values.items():
             out.append(json.dumps({
                 "run": run_id, "kind": "figure", "metric": f.key, "impl": impl, "unit": f.unit,
-                "median": statistics.median(vals), "min": min(vals), "max": max(vals),
-                "runs": vals}))
+                "title": f.title, "median": statistics.median(vals), "min": min(vals),
+                "max": max(vals), "runs": vals}))
+    for key, (title, by_impl) in res.rtts.items():
+        for impl, rtts in by_impl.items():
+            if rtts:
+                out.append(json.dumps({
+                    "run": run_id, "kind": "cdf", "metric": key, "impl": impl, "unit": "µs",
+                    "title": title, "n": len(rtts), "p": CDF_P,
+                    "us": quantiles(rtts, CDF_P)}))
     return out
+
+
+# Where a latency CDF is sampled: every 1 %, then the tail.
+CDF_P = [i / 100 for i in range(100)] + [0.995, 0.999, 0.9999, 1.0]
+
+
+def quantiles(values, ps: list[float]) -> list[float]:
+    """Pure.  The value at each probability p (nearest rank, as
+    RunResult.percentile)."""
+    s = sorted(values)
+    return [s[min(len(s) - 1, int(p * len(s)))] for p in ps]

@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ovsdb, procstat
+from . import ovsdb, plot, procstat
 from .churn import Churn, ChurnRates
 from .frames import WORKLOADS
 from .loadgen import Generator, RunResult, match_cost_us
@@ -150,6 +150,8 @@ class Bench:
                              r.percentile(99))
                 self.res.add(f"{name}.loss1k{tag}", f"{w.title}: loss at 1k/s{sfx}", "%", impl,
                              r.loss)
+                self.res.add_rtts(f"{name}{tag}", f"{w.title}: round trip at 1k/s{sfx}",
+                                  impl, r.rtts_us)
             log(f"{impl}: {name} 1k/s{sfx} p50 {self._last(f'{name}.p50{tag}', impl):.0f} µs "
                 f"p99 {self._last(f'{name}.p99{tag}', impl):.0f} µs")
 
@@ -284,7 +286,8 @@ def _on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def run(plan: Plan, quick: bool, results_path: Path, profile: bool) -> int:
+def run(plan: Plan, quick: bool, results_path: Path, profile: bool,
+        plot_path: Path = plot.DEFAULT_PNG) -> int:
     why = missing_prerequisites()
     if why:
         print(f"bench: cannot run: {why}", file=sys.stderr)
@@ -335,9 +338,11 @@ def run(plan: Plan, quick: bool, results_path: Path, profile: bool) -> int:
     print()
     for n in _honesty(res) + res.notes:
         print(f"* {n}")
+    lines = json_lines(res, run_id)
     with open(results_path, "a") as f:
-        f.writelines(line + "\n" for line in json_lines(res, run_id))
+        f.writelines(line + "\n" for line in lines)
     log(f"appended to {results_path}; {res.meta['seconds']} s in all")
+    log(plot.write_png(lines, plot_path))
     return 0
 
 
@@ -364,5 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true",
                     help="only profile pinctrl-daemon's hot path under load with py-spy")
     ap.add_argument("--results", default=str(REPO / "bench-results.jsonl"))
+    ap.add_argument("--plot", default=str(plot.DEFAULT_PNG),
+                    help="PNG of the run: capacity and latency CDFs (bench/plot.py)")
     a = ap.parse_args(argv)
-    return run(QUICK if a.quick else FULL, a.quick, Path(a.results), a.profile)
+    return run(QUICK if a.quick else FULL, a.quick, Path(a.results), a.profile,
+               Path(a.plot))

@@ -2,7 +2,8 @@
 
 The exported side is a real scrape's text: daemon/metrics.Collector
 reading daemon/context.MetricsView over the daemon's real parts (its
-Supervisor's gauges, SharedState's queues, the handler's histogram).  The
+Supervisor's gauges with every Southbound writer's backlog, SharedState's
+queues, the handler's histogram).  The
 dashboard side is every PromQL expression of its panels and template
 variables: each metric must be exported, with the labels it is grouped or
 matched by, and a label value it names (queue="...", counter=~"...") must
@@ -11,7 +12,10 @@ be one the daemon can report.  And every exported family is on a panel."""
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import json
+import pkgutil
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +23,7 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+import pinctrl.db.writers
 from pinctrl.actions import REGISTRY, load_all
 from pinctrl.daemon import metrics
 from pinctrl.daemon.context import MetricsView
@@ -40,22 +45,43 @@ TARGET_LABELS = {"instance", "job"}
 
 # --- the daemon's side -------------------------------------------------------
 
-def scrape_text() -> str:
-    """The exposition text of a scrape of a ready daemon whose handler
-    dispatched one packet-in."""
+def writer_names() -> set[str]:
+    """The Southbound writers' names (db/writers/: TxnLoop.backlog()'s
+    keys)."""
+    out = set()
+    for mod in pkgutil.iter_modules(pinctrl.db.writers.__path__):
+        m = importlib.import_module(f"pinctrl.db.writers.{mod.name}")
+        for cls in vars(m).values():
+            if inspect.isclass(cls) and cls.__module__ == m.__name__ and \
+                    hasattr(cls, "collect") and \
+                    isinstance(getattr(cls, "name", None), str):
+                out.add(cls.name)
+    out.discard("?")
+    assert out
+    return out
+
+
+def daemon_parts() -> SimpleNamespace:
+    """What MetricsView reads of a ready daemon whose handler dispatched
+    one packet-in and whose every Southbound writer has a backlog."""
     keepalive = KeepAlive(5.0, clock=lambda: 0.0)
     keepalive.register("main")
     sup = Supervisor(keepalive, Notifier(env={}), started=0.0)
-    sup.run(1.0, SB_SYNCED, OF_CONNECTED)
+    sup.run(1.0, SB_SYNCED, OF_CONNECTED,
+            backlog={name: (1, 0.5) for name in writer_names()})
     latency = DispatchLatency()
     latency.observe(golden_dhcp_packet_in(), 4e-5)
     handler = SimpleNamespace(openflow_tx_bytes=lambda: 0,
                               buffered_packets_summary=lambda: (0, 0))
-    daemon = SimpleNamespace(sup=sup, latency=latency, shared=SharedState(),
-                             handler=handler)
+    return SimpleNamespace(sup=sup, latency=latency, shared=SharedState(),
+                           handler=handler)
+
+
+def scrape_text() -> str:
+    """The exposition text of a scrape of daemon_parts()."""
     coverage.inc("pinctrl_total_pin_pkts", 0)   # the family has a sample
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(metrics.Collector(MetricsView(daemon)))
+    reg.register(metrics.Collector(MetricsView(daemon_parts())))
     return generate_latest(reg).decode()
 
 
@@ -101,12 +127,8 @@ def coverage_names() -> set[str]:
 def label_values() -> dict[str, set[str]]:
     """The values the daemon can report, per label a query may name."""
     load_all()
-    daemon = SimpleNamespace(
-        shared=SharedState(),
-        handler=SimpleNamespace(openflow_tx_bytes=lambda: 0,
-                                buffered_packets_summary=lambda: (0, 0)))
     return {
-        "queue": set(MetricsView(daemon).queue_depths()),
+        "queue": set(MetricsView(daemon_parts()).queue_depths()),
         "counter": coverage_names(),
         "opcode": {a.name for a in REGISTRY.values()} | {UNKNOWN},
     }
