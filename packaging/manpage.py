@@ -75,6 +75,9 @@ COMMANDS = [
     ("pinctrl/bfd", "",
      "The BFD sessions of this chassis as planned from the Southbound BFD "
      "table."),
+    ("pinctrl/prefix-delegation", "",
+     "The router ports this chassis asks a delegated IPv6 prefix for "
+     "(DHCPv6 prefix delegation) and the ports it talks through."),
     ("coverage/show", "",
      "Every coverage counter since start: packet-ins per opcode "
      "(pinctrl_pin_ACTION), drops by reason (pinctrl_drop_*, "

@@ -17,6 +17,7 @@ import ovs.vlog
 
 from pinctrl.db import idl_util
 from pinctrl.db.bfd_plan import bfd_sessions
+from pinctrl.db.pd_plan import prefix_delegation
 from pinctrl.db.dns_cache import DnsCacheBuilder
 from pinctrl.db.garp_plan import garp_announcements, local_mac_bindings
 from pinctrl.db.local_datapaths import PortBindings, compute_local_datapaths
@@ -25,6 +26,7 @@ from pinctrl.db.ra_plan import prepare_ras
 from pinctrl.db.txn import TxnLoop
 from pinctrl.db.writers import SbContext, fdb, mac_binding
 from pinctrl.db.writers.bfd import BfdStatusWriter
+from pinctrl.db.writers.pd import PdPrefixWriter
 from pinctrl.db.writers.controller_event import ControllerEventWriter
 from pinctrl.db.writers.fdb import FdbWriter
 from pinctrl.db.writers.mac_binding import MacBindingWriter
@@ -114,7 +116,7 @@ class SbSync:
         self.txn_loop = TxnLoop(self.idl, [
             self.mac_bindings, VportWriter(shared), ControllerEventWriter(
                 shared), FdbWriter(shared), ActivationWriter(shared),
-            BfdStatusWriter(shared)])
+            BfdStatusWriter(shared), PdPrefixWriter(shared)])
         # Summary for pinctrl/show, rebuilt with the caches (main thread).
         self.summary: dict[str, int | bool] = {}
         # One exception barrier per step of run() (support/barrier.py).
@@ -257,6 +259,7 @@ class SbSync:
             if "BFD" in self.idl.tables and chassis is not None else ()
         self.shared.set_bfd(bfd_sessions(pbs, bfd_rows, chassis or "",
                                          inputs.ifaces))
+        self.shared.set_prefixd(prefix_delegation(pbs, chassis or "", lds))
         new = entries.keys() - self._garp_names
         self._garp_names = set(entries)
         if plan is not None and new:

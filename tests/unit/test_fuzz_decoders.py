@@ -700,3 +700,47 @@ def test_bfd_control_packets(payload, udp_len, src):
     pin = decode_packet_in2(data_seed(23))
     pin.packet = frame
     check_dispatch(pin)
+
+
+# --- 6. DHCPv6 prefix delegation (issue 14) ----------------------------------
+
+from pinctrl.handler.pd_job import PdJob  # noqa: E402
+from pinctrl.shared.records import PdConfig  # noqa: E402
+
+PD_GW6 = bytes.fromhex("20010db800ff00000000000000000001")
+PD_JOB = PdJob(lambda: (1, {"lr0-sw1": PdConfig(
+    PD_GW6, bytes.fromhex("00000000ff03"), bytes.fromhex("00000000ff02"),
+    3, 3, 4, 3, 42037, None, 0)}), SHARED.pd_prefixes, SHARED.notify_main)
+PD_JOB.run(ENV, 0)
+PD_JOB.clients["lr0-sw1"].aid = 42037
+ENV.prefixd = PD_JOB
+
+pd_options = st.lists(st.one_of(
+    st.tuples(st.sampled_from((1, 2, 13, 25, 26, 0xFFFF)),
+              st.binary(max_size=50)).map(
+        lambda t: struct.pack("!HH", t[0], len(t[1])) + t[1]),
+    st.tuples(st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF),
+              st.integers(0, 0xFFFFFFFF), st.binary(max_size=40)).map(
+        lambda t: struct.pack("!HHIII", 25, 12 + len(t[3]), 42037, *t[1:3])
+        + t[3]),
+    st.binary(min_size=1, max_size=3)), max_size=6).map(b"".join)
+
+
+@FUZZ
+@given(mt=st.sampled_from((2, 7, 7, 2, 0, 13)), opts=pd_options,
+       udp_len=st.sampled_from((None, 0, 11, 0xFFFF)))
+def test_prefix_delegation_messages(mt, opts, udp_len):
+    """ADVERTISE / REPLY with random, truncated and lying IA_PD options
+    to our client's address: dropped and counted, or one well-formed
+    REQUEST / a prefix handed over."""
+    payload = bytes((mt, 0, 0, 0)) + opts
+    length = 8 + len(payload) if udp_len is None else udp_len
+    udp = struct.pack("!HHHH", 547, 546, length, 0) + payload
+    frame = pkt.compose_ipv6(bytes.fromhex("00000000fefe"),
+                             bytes.fromhex("00000000ff03"),
+                             bytes.fromhex("fe80000000000000020000fffe00fefe"),
+                             PD_GW6, 17, 64, udp)
+    pin = decode_packet_in2(data_seed(19))
+    pin.packet = frame
+    check_dispatch(pin)
+    PD_JOB.clients["lr0-sw1"].state = "solicit"

@@ -17,6 +17,8 @@ from typing import NamedTuple, Protocol, TypeVar
 from pinctrl.packet.igmp import McastMessage
 from pinctrl.actions.replies import PacketOut
 from pinctrl.packet.bfd import BfdMsg
+from pinctrl.packet.dhcpv6_pd import Lease
+from pinctrl.packet.flow import Flow
 from pinctrl.shared.records import (
     DnsCache,
     EventKey,
@@ -101,6 +103,18 @@ class BfdSessions(Protocol):
                 ) -> tuple[PacketOut | None, str | None]: ...
 
 
+class PrefixDelegation(Protocol):
+    """handler.pd_job.PdJob, as handle_dhcpv6_reply sees it: the client
+    an ADVERTISE or REPLY (arrived on router datapath 'dp_key' through
+    port 'port_key') belongs to takes it; False if none does."""
+
+    def advertise(self, dp_key: int, port_key: int, f: Flow,
+                  aid: int) -> bool: ...
+
+    def reply(self, dp_key: int, port_key: int, f: Flow, lease: Lease,
+              now: int) -> bool: ...
+
+
 class HandlerEnv(Protocol):
     """Owned by the pinctrl_handler thread.  'shared' is None and
     'buffered_packets' None when an action runs without them (unit tests,
@@ -121,6 +135,9 @@ class HandlerEnv(Protocol):
     @property
     def bfd(self) -> BfdSessions | None: ...
 
+    @property
+    def prefixd(self) -> PrefixDelegation | None: ...
+
 
 class _NoEnv:
     """The HandlerEnv of an action called on its own (tests)."""
@@ -128,6 +145,7 @@ class _NoEnv:
     buffered_packets: PacketBuffer | None = None
     mcast: McastSnooping | None = None
     bfd: BfdSessions | None = None
+    prefixd: PrefixDelegation | None = None
 
     def next_xid(self) -> int:
         return 0

@@ -1,6 +1,5 @@
 """Opcodes whose features this project has not built yet:
-handle_svc_check (HANDLE_SVC_CHECK, 18), handle_dhcpv6_reply
-(DHCP6_SERVER, 19).
+handle_svc_check (HANDLE_SVC_CHECK, 18).
 
 None of them pauses, so the pipeline has already gone on without us
 wherever the flow continues; where it does not (a flow that only punts),
@@ -27,7 +26,6 @@ vlog = ovs.vlog.Vlog("pinctrl")
 # opcode → (name used for counters/logs, what is missing)
 NOT_IMPLEMENTED = {
     18: ("handle_svc_check", "load-balancer service monitoring"),
-    19: ("handle_dhcpv6_reply", "DHCPv6 prefix delegation"),
 }
 
 _logged: set[int] = set()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 import ovs.vlog
 
 from pinctrl.actions import REGISTRY, Action, load_all
-from pinctrl.actions.env import BfdSessions, McastSnooping
+from pinctrl.actions.env import BfdSessions, PrefixDelegation, McastSnooping
 from pinctrl.actions.replies import PacketOut, Reply, Resume
 from pinctrl.openflow import messages as ofmsg
 from pinctrl.openflow.packet_in import OFPR_ACTION, PacketIn, PacketInError
@@ -49,7 +49,8 @@ class Env:
     attached by jobs.make_jobs()).  Nothing here changes per packet-in:
     the time of the batch is passed to each action as 'now'."""
 
-    __slots__ = ("next_xid", "shared", "buffered_packets", "mcast", "bfd")
+    __slots__ = ("next_xid", "shared", "buffered_packets", "mcast", "bfd",
+                 "prefixd")
 
     def __init__(self, next_xid: Callable[[], int] | None = None,
                  shared: SharedState | None = None,
@@ -58,6 +59,8 @@ class Env:
         self.shared = shared
         self.buffered_packets = buffered_packets
         self.bfd: BfdSessions | None = None
+        # handler.pd_job.PdJob, attached by jobs.make_jobs().
+        self.prefixd: PrefixDelegation | None = None
         self.mcast: McastSnooping | None = None
 
 

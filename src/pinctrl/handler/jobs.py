@@ -26,6 +26,7 @@ from pinctrl.handler.bfd_job import BfdJob
 from pinctrl.handler.buffered_packets import BufferedPackets
 from pinctrl.handler.dispatch import Env
 from pinctrl.handler.garp_job import GarpJob
+from pinctrl.handler.pd_job import PdJob
 from pinctrl.handler.ra_job import RaJob
 from pinctrl.shared.state import SharedState
 
@@ -54,4 +55,11 @@ def make_jobs(shared: SharedState, buffered_packets: BufferedPackets,
     if env is not None:
         env.bfd = bfd
     jobs.append(bfd)
+    # DHCPv6 prefix-delegation clients: handle_dhcpv6_reply reaches them
+    # through env.prefixd.
+    prefixd = PdJob(shared.get_prefixd, shared.pd_prefixes,
+                    shared.notify_main)
+    if env is not None:
+        env.prefixd = prefixd
+    jobs.append(prefixd)
     return jobs

@@ -84,3 +84,20 @@ def bfd_key(dst_ip: str, src_port: int) -> str:
     """How both threads name a BFD session: 23.03 matches an SB row to its
     session by (dst_ip, src_port)."""
     return f"{dst_ip} {src_port}"
+
+
+class PdConfig(NamedTuple):
+    """One downstream router port (options:ipv6_prefix=true) for which
+    this chassis asks a prefix over a gateway port with
+    options:ipv6_prefix_delegation=true (23.03 prepare_ipv6_prefixd()),
+    built by the main thread (db/pd_plan.py) for the handler's PdJob."""
+    ipv6_addr: bytes        # the gateway port's address (16 bytes)
+    ea: bytes               # the gateway port's MAC
+    cmac: bytes             # the downstream port's MAC (the client DUID)
+    dp_key: int             # inject into: the gateway port's peer datapath
+    port_key: int           # ... as its peer port
+    up_dp_key: int          # where ADVERTISE/REPLY arrive: the router
+    up_port_key: int        # ... through the gateway port
+    aid: int                # from options:ipv6_ra_pd_list, else 0
+    prefix: bytes | None    # from options:ipv6_ra_pd_list
+    plen: int

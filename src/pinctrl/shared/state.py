@@ -36,7 +36,7 @@ class SharedState:
                  "put_fdbs", "controller_events", "put_vport_bindings",
                  "ports_to_activate", "resolved_neighbors",
                  "n_buffered_packets", "buffered_keys", "garp_snapshot", "ra_snapshot",
-                 "bfd_snapshot", "bfd_status")
+                 "bfd_snapshot", "bfd_status", "pd_snapshot", "pd_prefixes")
 
     def __init__(self) -> None:
         self.mutex = threading.Lock()
@@ -108,6 +108,16 @@ class SharedState:
         # BfdStatusWriter (db/writers/bfd.py); the latest status wins.
         self.bfd_status: Handover[str, str] = Handover(
             self.mutex, "pinctrl_drop_bfd_status")
+        # (mutex) The DHCPv6 prefix-delegation clients, (version, immutable
+        # mapping downstream port -> records.PdConfig): written by the main
+        # thread (SbSync, db/pd_plan.py) only when it changed, read by the
+        # handler's PdJob, which owns the clients' state.
+        self.pd_snapshot: tuple[int, Mapping[str, Any]] = (0, EMPTY_MAP)
+        # Handler -> main: delegated prefixes, downstream port ->
+        # options:ipv6_ra_pd_list value; put by PdJob on a REPLY, taken by
+        # the main thread's PdPrefixWriter (db/writers/pd.py).
+        self.pd_prefixes: Handover[str, str] = Handover(
+            self.mutex, "pinctrl_drop_pd_prefix")
 
     def set_bridge(self, br_int_name: str | None,
                    chassis_name: str | None) -> None:
@@ -161,6 +171,15 @@ class SharedState:
         """Handler thread (and appctl): (version, bfd_key -> BfdConfig)."""
         with self.mutex:
             return self.bfd_snapshot
+
+    def set_prefixd(self, entries: Mapping[str, Any]) -> bool:
+        """Main thread: publish the prefix-delegation clients."""
+        return self._publish("pd_snapshot", entries)
+
+    def get_prefixd(self) -> tuple[int, Mapping[str, Any]]:
+        """Handler thread (and appctl): (version, port -> PdConfig)."""
+        with self.mutex:
+            return self.pd_snapshot
 
     def _publish(self, field: str, entries: Mapping[str, Any]) -> bool:
         # Only the main thread writes these fields, so reading the old
