@@ -67,10 +67,10 @@ class PinctrlHandler:
                                 self.buffered_packets)
         # Periodic jobs (handler/jobs.py), read once per loop by this
         # thread; add_job() swaps in a new list, never changes this one.
-        self.jobs = handler_jobs.make_jobs(shared, self.buffered_packets,
-                                           self.env)
-        self.latency = latency if latency is not None else DispatchLatency()
         self.registry = registry if registry is not None else REGISTRY
+        self.jobs = handler_jobs.make_jobs(shared, self.buffered_packets,
+                                           self.env, self.registry)
+        self.latency = latency if latency is not None else DispatchLatency()
         # time.monotonic() of the last loop; written by this thread (one
         # float store), read by the keep-alive monitor (main thread).
         self.heartbeat = 0.0

@@ -21,6 +21,7 @@ from pinctrl.db.pd_plan import prefix_delegation
 from pinctrl.db.dns_cache import DnsCacheBuilder
 from pinctrl.db.garp_plan import garp_announcements, local_mac_bindings
 from pinctrl.db.local_datapaths import PortBindings, compute_local_datapaths
+from pinctrl.db.mcast_plan import McastPlan
 from pinctrl.db.ovs_config import ChassisInputs
 from pinctrl.db.ra_plan import prepare_ras
 from pinctrl.db.txn import TxnLoop
@@ -62,6 +63,12 @@ SB_TABLES: dict[str, list[str]] = {
     # BFD sessions (db/bfd_plan.py); status written by db/writers/bfd.py.
     "BFD": ["logical_port", "dst_ip", "src_port", "disc", "min_tx",
             "min_rx", "detect_mult", "status"],
+    # IGMP/MLD snooping configuration (db/mcast_plan.py) and the groups
+    # this chassis learnt (db/writers/igmp_group.py).
+    "IP_Multicast": ["datapath", "enabled", "querier", "eth_src", "ip4_src",
+                     "ip6_src", "table_size", "idle_timeout",
+                     "query_interval", "query_max_resp", "seq_no"],
+    "IGMP_Group": ["address", "datapath", "chassis", "ports"],
 }
 # Tables whose changes rebuild the port lookups of SbContext.
 _PORT_TABLES = {"Port_Binding", "Datapath_Binding"}
@@ -70,7 +77,8 @@ _LOCAL_TABLES = _PORT_TABLES | {"Chassis", "HA_Chassis_Group", "HA_Chassis",
                                 "BFD"}
 # Replicated only for the local datapaths (conditional monitoring): a large
 # Southbound holds far more of these than one chassis needs.
-_LOCAL_ONLY = {"MAC_Binding": "datapath", "FDB": "dp_key"}
+_LOCAL_ONLY = {"MAC_Binding": "datapath", "FDB": "dp_key",
+               "IP_Multicast": "datapath", "IGMP_Group": "datapath"}
 
 
 class SbSync:
@@ -89,6 +97,8 @@ class SbSync:
         # Tables with row changes since the last rebuild, recorded by the
         # IDL's notify hook during idl.run() (main thread).
         self._dirty: set[str] = set()
+        # The same, for the feature plans run after the local datapaths.
+        self._changed: set[str] = set()
         self._local_dirty = True
         # DNS rows as the cache knows them; uuids the IDL reported changed.
         self._dns_builder = DnsCacheBuilder()
@@ -105,6 +115,7 @@ class SbSync:
         self.ctx = SbContext(self.idl)
         self._ports_seen = (-1, -1)
         self.mac_bindings = MacBindingWriter(shared)
+        self.mcast = McastPlan(shared)
         # Local datapaths and what was last announced (main thread).
         self._local_seen: tuple | None = None
         self.local_datapaths: dict = {}
@@ -116,7 +127,7 @@ class SbSync:
         self.txn_loop = TxnLoop(self.idl, [
             self.mac_bindings, VportWriter(shared), ControllerEventWriter(
                 shared), FdbWriter(shared), ActivationWriter(shared),
-            BfdStatusWriter(shared), PdPrefixWriter(shared)])
+            BfdStatusWriter(shared), PdPrefixWriter(shared), self.mcast.writer])
         # Summary for pinctrl/show, rebuilt with the caches (main thread).
         self.summary: dict[str, int | bool] = {}
         # One exception barrier per step of run() (support/barrier.py).
@@ -124,7 +135,7 @@ class SbSync:
         # fail again at once); the others run again on the next change.
         self.barriers = {"idl": Barrier("sb_idl"),
                          "writes": Barrier("sb_writes")}
-        for step in ("dns", "ports", "local", "buffered"):
+        for step in ("dns", "ports", "local", "buffered", "mcast"):
             self.barriers[step] = Barrier(f"sb_{step}", backoff=False)
 
     def run(self, now: int, chassis_name: str | None,
@@ -144,6 +155,9 @@ class SbSync:
             self._seen_seqno = self.idl.change_seqno
             self._rebuild(now, chassis_name)
         b["local"].run(now, self._sync_local, chassis_name, inputs)
+        changed, self._changed = self._changed, set()
+        b["mcast"].run(now, self.mcast.run, self.idl, self.ctx,
+                       self.local_datapaths, changed)
         b["buffered"].run(now, self._release_buffered)
         b["writes"].run(now, self.txn_loop.run, self.ctx, now,
                         self.writes_ready())
@@ -186,6 +200,7 @@ class SbSync:
         old.txn_loop.abandon()
         self.txn_loop.writers = old.txn_loop.writers
         self.mac_bindings = old.mac_bindings
+        self.mcast.adopt(old.mcast)
 
     def close(self) -> None:
         self.idl.close()
@@ -212,6 +227,7 @@ class SbSync:
             "dns_rows": len(tables["DNS"].rows) if "DNS" in tables else 0,
         }
         dirty, self._dirty = self._dirty, set()
+        self._changed |= dirty
         if dirty & _LOCAL_TABLES:
             self._local_dirty = True
         self.barriers["dns"].run(now, self._sync_dns, dirty)

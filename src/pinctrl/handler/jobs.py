@@ -17,16 +17,19 @@ drive their schedules without sleeping.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 import ovs.poller
 import ovs.timeval
 
+from pinctrl.actions import REGISTRY, Action
 from pinctrl.handler.bfd_job import BfdJob
 from pinctrl.handler.buffered_packets import BufferedPackets
 from pinctrl.handler.dispatch import Env
 from pinctrl.handler.garp_job import GarpJob
 from pinctrl.handler.pd_job import PdJob
+from pinctrl.handler.mcast_job import McastJob
 from pinctrl.handler.ra_job import RaJob
 from pinctrl.shared.state import SharedState
 
@@ -37,11 +40,26 @@ class HandlerJob(Protocol):
     def wait(self, poller: ovs.poller.Poller, now: int) -> None: ...
 
 
+def owns(registry: Mapping[int, Action] | None, opcode: int) -> bool:
+    """Whether the handler dispatching with 'registry' answers 'opcode'
+    itself (split mode replaces the actions it passes to ovn-controller).
+    A feature whose Southbound state ovn-controller writes too runs its
+    job only then."""
+    if registry is None:
+        return True
+    act, ours = registry.get(opcode), REGISTRY.get(opcode)
+    return act is not None and ours is not None and \
+        act.handler is ours.handler
+
+
 def make_jobs(shared: SharedState, buffered_packets: BufferedPackets,
-              env: Env | None = None) -> list[HandlerJob]:
+              env: Env | None = None,
+              registry: Mapping[int, Action] | None = None
+              ) -> list[HandlerJob]:
     """The handler's jobs, in the order they run each iteration.  Each
     feature adds its job here; a job that actions reach is also attached
-    to 'env' (the handler's dispatch.Env)."""
+    to 'env' (the handler's dispatch.Env).  'registry': what the handler
+    dispatches with (default: every action)."""
     jobs: list[HandlerJob] = []
     # Frames waiting for arp/nd_ns resolutions: actions push through
     # env.buffered_packets, the job releases and expires them.
@@ -62,4 +80,12 @@ def make_jobs(shared: SharedState, buffered_packets: BufferedPackets,
     if env is not None:
         env.prefixd = prefixd
     jobs.append(prefixd)
+    # IGMP/MLD snooping tables and querier: the igmp action reaches them
+    # through env.mcast.
+    if owns(registry, 16):
+        mcast = McastJob(shared.get_mcast, shared.mcast_groups,
+                         shared.notify_main)
+        if env is not None:
+            env.mcast = mcast
+        jobs.append(mcast)
     return jobs

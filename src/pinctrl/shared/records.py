@@ -86,6 +86,29 @@ def bfd_key(dst_ip: str, src_port: int) -> str:
     return f"{dst_ip} {src_port}"
 
 
+class McastConfig(NamedTuple):
+    """One local datapath's IP_Multicast row (23.03's struct
+    ip_mcast_snoop_cfg), built by the main thread (db/mcast_plan.py) for
+    the handler's McastJob: the snooping table's limits as configured (the
+    job clamps them like OVS), the querier's two frames built once."""
+    enabled: bool
+    table_size: int             # groups (mcast_table_size)
+    idle_time_s: int            # group aging (mcast_idle_timeout)
+    query_interval_s: int
+    seq_no: int                 # a change flushes the learnt groups
+    igmp_query: bytes | None    # IGMPv3 general query; None: no v4 querier
+    mld_query: bytes | None     # MLDv2 general query; None: no v6 querier
+
+
+class McastGroups(NamedTuple):
+    """A datapath's snooping table as the handler hands it to the main
+    thread for SB IGMP_Group (immutable): group (16 bytes, IPv4-mapped
+    for IGMP) -> port keys, and the ports that lead to a multicast
+    router."""
+    groups: Mapping[bytes, frozenset[int]]
+    mrouters: frozenset[int]
+
+
 class PdConfig(NamedTuple):
     """One downstream router port (options:ipv6_prefix=true) for which
     this chassis asks a prefix over a gateway port with

@@ -24,6 +24,7 @@ from pinctrl.shared.records import (
     FdbKey,
     Learnt,
     MacBindingKey,
+    McastGroups,
     PortKey,
 )
 from pinctrl.shared.seq import Seq
@@ -36,7 +37,8 @@ class SharedState:
                  "put_fdbs", "controller_events", "put_vport_bindings",
                  "ports_to_activate", "resolved_neighbors",
                  "n_buffered_packets", "buffered_keys", "garp_snapshot", "ra_snapshot",
-                 "bfd_snapshot", "bfd_status", "pd_snapshot", "pd_prefixes")
+                 "bfd_snapshot", "bfd_status", "pd_snapshot", "pd_prefixes", "mcast_snapshot",
+                 "mcast_groups")
 
     def __init__(self) -> None:
         self.mutex = threading.Lock()
@@ -118,6 +120,18 @@ class SharedState:
         # the main thread's PdPrefixWriter (db/writers/pd.py).
         self.pd_prefixes: Handover[str, str] = Handover(
             self.mutex, "pinctrl_drop_pd_prefix")
+        # (mutex) IGMP/MLD snooping configuration of the local datapaths,
+        # (version, immutable mapping dp key -> records.McastConfig):
+        # written by the main thread (SbSync, db/mcast_plan.py) only when
+        # it changed, read by the handler's McastJob, which owns the
+        # snooping tables.
+        self.mcast_snapshot: tuple[int, Mapping[int, Any]] = (0, EMPTY_MAP)
+        # Handler -> main: a datapath's snooping table
+        # (records.McastGroups; None: no snooping there any more), put by
+        # McastJob when it changed, taken by IgmpGroupWriter
+        # (db/writers/igmp_group.py); the latest table wins.
+        self.mcast_groups: Handover[int, McastGroups | None] = Handover(
+            self.mutex, "pinctrl_drop_mcast_groups")
 
     def set_bridge(self, br_int_name: str | None,
                    chassis_name: str | None) -> None:
@@ -181,7 +195,17 @@ class SharedState:
         with self.mutex:
             return self.pd_snapshot
 
-    def _publish(self, field: str, entries: Mapping[str, Any]) -> bool:
+    def set_mcast(self, entries: Mapping[int, Any]) -> bool:
+        """Main thread: publish the snooping configuration (see
+        set_garp)."""
+        return self._publish("mcast_snapshot", entries)
+
+    def get_mcast(self) -> tuple[int, Mapping[int, Any]]:
+        """Handler thread (and appctl): (version, dp key -> McastConfig)."""
+        with self.mutex:
+            return self.mcast_snapshot
+
+    def _publish(self, field: str, entries: Mapping[Any, Any]) -> bool:
         # Only the main thread writes these fields, so reading the old
         # value without the mutex is safe.
         version, old = getattr(self, field)
