@@ -1,5 +1,6 @@
 # pinctrl-daemon developer entry points.  Run as root on Debian (bookworm):
-#   make run    sandbox OVS + OVN SB with a DHCP topology, daemon in the foreground
+#   make run    sandbox OVS + OVN with the golden topology, daemon in the foreground
+#               (MODE=split: beside a live ovn-controller)
 #   make test   everything, unit + integration against real OVS
 PYTHON ?= python3
 VENV   ?= .venv
@@ -44,8 +45,10 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# MODE=split: real ovn-northd + ovn-controller programming br-int through
+# the daemon's proxy (default: take-over, the recorded flows).
 run: deps venv
-	$(PY) -m testbed.demo
+	$(PY) -m testbed.demo $(if $(MODE),--mode $(MODE))
 
 # mypy over src/ (settings in pyproject.toml [tool.mypy]).
 typecheck: venv

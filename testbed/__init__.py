@@ -7,9 +7,13 @@ repository root; neither imports the other's modules through it).
     ovs_sandbox        Sandbox: ovsdb-server, ovs-vswitchd --enable-dummy,
                        the golden SB ovsdb-server and flows; SbServer (the
                        SB alone); step_until_change
+    live_sandbox       LiveSandbox: the golden topology live, real
+                       ovn-northd and ovn-controller through the daemon's
+                       proxy (split mode)
     daemon_under_test  pinctrl-daemon against a Sandbox; UnixctlClient
     golden             loading and replaying tests/golden exchanges
     pcap               the tx_pcap reader; Packet
+    wire_summary       one line per frame, for people (pure)
     demo               `make run`
 
 Import the submodules themselves: this package re-exports nothing, so a

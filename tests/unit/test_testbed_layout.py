@@ -20,7 +20,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PROCESS_MODULES = ("testbed.processes", "testbed.netns", "testbed.ovs_sandbox",
-                   "testbed.daemon_under_test", "testbed.demo", "subprocess",
+                   "testbed.daemon_under_test", "testbed.demo",
+                   "testbed.live_sandbox", "subprocess",
                    "tests.integration")
 
 RULES = [
