@@ -26,9 +26,12 @@ THREAD_NAME = "ofproxy"
 # Southbound state from its main thread, whatever its handler sees:
 # ip_mcast_sync() deletes this chassis's IGMP_Group rows its own snooping
 # table lacks, sync_svc_monitors() writes Service_Monitor.status from its
-# own probes.  Split mode leaves them with ovn-controller unless
-# --own-opcodes says otherwise (docs/operations.md, "Split mode").
-PASSED_BY_DEFAULT = frozenset((16, 18))
+# own probes, bfd_monitor_run() writes BFD.status from its own sessions
+# (and its handler keeps sending BFD), fill_ipv6_prefix_state() writes
+# ipv6_ra_pd_list (and its handler keeps soliciting).  Split mode leaves
+# them with ovn-controller unless --own-opcodes says otherwise
+# (docs/operations.md, "Split mode").
+PASSED_BY_DEFAULT = frozenset((16, 18, 19, 23))
 
 
 def default_passed() -> frozenset[int]:

@@ -68,18 +68,20 @@ def make_jobs(shared: SharedState, buffered_packets: BufferedPackets,
     jobs.append(GarpJob(shared.get_garp))
     jobs.append(RaJob(shared.get_ras))
     # BFD sessions: handle_bfd_msg reaches them through env.bfd.
-    bfd = BfdJob(shared.get_bfd, shared.bfd_status, shared.notify_main,
-                 now=ovs.timeval.msec())
-    if env is not None:
-        env.bfd = bfd
-    jobs.append(bfd)
+    if owns(registry, 23):
+        bfd = BfdJob(shared.get_bfd, shared.bfd_status, shared.notify_main,
+                     now=ovs.timeval.msec())
+        if env is not None:
+            env.bfd = bfd
+        jobs.append(bfd)
     # DHCPv6 prefix-delegation clients: handle_dhcpv6_reply reaches them
     # through env.prefixd.
-    prefixd = PdJob(shared.get_prefixd, shared.pd_prefixes,
-                    shared.notify_main)
-    if env is not None:
-        env.prefixd = prefixd
-    jobs.append(prefixd)
+    if owns(registry, 19):
+        prefixd = PdJob(shared.get_prefixd, shared.pd_prefixes,
+                        shared.notify_main)
+        if env is not None:
+            env.prefixd = prefixd
+        jobs.append(prefixd)
     # IGMP/MLD snooping tables and querier: the igmp action reaches them
     # through env.mcast.
     if owns(registry, 16):
