@@ -31,6 +31,9 @@ from pinctrl.shared.records import PdConfig
 from pinctrl.support import appctl, coverage
 
 
+_SENT = {"renew": "renew", "rebind": "rebind"}     # else a SOLICIT
+
+
 def random_range(n: int) -> int:
     """OVS random_range(n): uniform in [0, n)."""
     return random.randrange(n) if n > 0 else 0
@@ -109,7 +112,8 @@ class PdJob:
                 continue
             frame = c.due(now, self._rand)
             if frame is not None:
-                coverage.inc(f"pinctrl_prefixd_{c.state}_sent")
+                coverage.inc("pinctrl_prefixd_"
+                             + _SENT.get(c.state, "solicit") + "_sent")
                 out.append(ofmsg.packet_out(
                     env.next_xid(), inport_actions(c.cfg.dp_key,
                                                    c.cfg.port_key), frame))
