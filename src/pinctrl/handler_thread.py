@@ -1,10 +1,16 @@
 """The pinctrl_handler thread (OVN's "ovn_pinctrl" thread).
 
 Owns the OpenFlow connection to <ovs rundir>/<br-int>.mgmt: connects with
-backoff, redoes the set-up on every (re)connection, decodes at most
-MAX_MSGS_PER_RUN messages per wake-up, dispatches packet-ins by opcode and
-sends the replies.  It never touches the OVSDB IDL: everything it needs from
-the Southbound DB arrives through SharedState, built by the main thread.
+backoff, redoes the set-up on every (re)connection, dispatches packet-ins
+by opcode and sends the replies.  It never touches the OVSDB IDL:
+everything it needs from the Southbound DB arrives through SharedState,
+built by the main thread.
+
+The loop is built for batches (docs/architecture.md, "Packet-in path"):
+one LoopPoller for the life of the thread, so the socket, the Seq and the
+exit latch are registered once; each wake-up reads what the socket holds
+into OfConn's buffer, handles every complete message in it, runs the jobs,
+and writes all the replies in one send().
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ import struct
 import threading
 import time
 
-import ovs.poller
 import ovs.timeval
 import ovs.vlog
 
@@ -22,6 +27,7 @@ from pinctrl.handler import dispatch
 from pinctrl.handler import jobs as handler_jobs
 from pinctrl.handler.buffered_packets import BufferedPackets
 from pinctrl.handler.latency import DispatchLatency
+from pinctrl.handler.poll_loop import LoopPoller
 from pinctrl.openflow import messages as ofmsg
 from pinctrl.openflow import packet_in
 from pinctrl.openflow.conn import OfConn
@@ -33,17 +39,39 @@ from pinctrl.support.threadloop import run_until_exit
 
 vlog = ovs.vlog.Vlog("pinctrl")
 
-MAX_MSGS_PER_RUN = 50       # as OVN: bounded work between other jobs
 HEARTBEAT_MS = 1000         # wake at least this often to prove liveness
 THREAD_NAME = "ovn_pinctrl"  # as OVN's; keep-alive and pinctrl/show use it
 NX_VENDOR_ID = 0x00002320
 NXT_PACKET_IN2 = 30
 _EXP_HDR = struct.Struct("!II")
+_NX_PACKET_IN2 = (NX_VENDOR_ID, NXT_PACKET_IN2)
 
 OFPT_ERROR = 1
 OFPT_ECHO_REQUEST = 2
 OFPT_EXPERIMENTER = 4
 OFPT_GET_CONFIG_REPLY = 8
+
+
+class ExitFlag:
+    """stop()'s request: a bool the loop reads for free each pass, and a
+    latch that wakes the poll it may be blocked in."""
+
+    __slots__ = ("_set", "latch")
+
+    def __init__(self) -> None:
+        self._set = False           # written by the main thread, once
+        self.latch = Latch()
+
+    def set(self) -> None:
+        """Any thread."""
+        self._set = True
+        self.latch.set()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, poller: LoopPoller) -> None:
+        self.latch.wait(poller)
 
 
 class PinctrlHandler:
@@ -58,14 +86,15 @@ class PinctrlHandler:
         dispatch to (default: all; split mode passes its own)."""
         self.shared = shared
         self.ovs_rundir = ovs_rundir
-        self.exit_latch = Latch()
-        # Only this thread uses 'conn' and 'env'; the main thread reads
-        # conn.state / conn.n_connects and 'heartbeat' for display.
+        self.exit_latch = ExitFlag()
+        # Only this thread uses 'conn', 'env' and 'poller'; the main thread
+        # reads conn.state / conn.n_connects and 'heartbeat' for display.
         self.conn = OfConn(ovs.timeval.msec(), probe_interval_ms)
+        self.poller = LoopPoller()
         self.buffered_packets = BufferedPackets(self.conn.next_xid, shared)
         self.env = dispatch.Env(self.conn.next_xid, shared,
                                 self.buffered_packets)
-        # Periodic jobs (handler/jobs.py), read once per loop by this
+        # Periodic jobs (pinctrl.handler_jobs), read once per loop by this
         # thread; add_job() swaps in a new list, never changes this one.
         self.registry = registry if registry is not None else REGISTRY
         self.jobs = handler_jobs.make_jobs(shared, self.buffered_packets,
@@ -75,6 +104,8 @@ class PinctrlHandler:
         # float store), read by the keep-alive monitor (main thread).
         self.heartbeat = 0.0
         self._conn_seqno = 0
+        self._seen_seq: int | None = None   # handler_seq acted on
+        self._target: str | None = None
         self._rl = RateLimit(5, 10)
         self.thread = threading.Thread(target=self._main, name=THREAD_NAME)
 
@@ -120,37 +151,41 @@ class PinctrlHandler:
 
     def _run_once(self) -> None:
         """pinctrl_handler thread: one run/wait/block round."""
-        poller = ovs.poller.Poller()
+        poller, conn = self.poller, self.conn
         now = ovs.timeval.msec()
         self.heartbeat = time.monotonic()
-        with self.shared.mutex:
-            br_int = self.shared.br_int_name
-        target = f"unix:{self.ovs_rundir}/{br_int}.mgmt" if br_int else None
-        self.conn.set_target(target, now)
-        self.conn.run(now)
-        seen = self.shared.handler_seq.read()
+        seq = self.shared.handler_seq
+        seen = seq.read()
+        if seen != self._seen_seq:
+            # The bridge name changes only with handler_seq: read it (under
+            # the mutex) only then.
+            self._seen_seq = seen
+            with self.shared.mutex:
+                br_int = self.shared.br_int_name
+            self._target = (f"unix:{self.ovs_rundir}/{br_int}.mgmt"
+                            if br_int else None)
+        conn.set_target(self._target, now)
+        conn.run(now)
 
-        if self.conn.is_connected():
-            if self._conn_seqno != self.conn.seqno:
-                self._conn_seqno = self.conn.seqno
+        if conn.negotiated:
+            if self._conn_seqno != conn.seqno:
+                self._conn_seqno = conn.seqno
                 self._setup()
-            for _ in range(MAX_MSGS_PER_RUN):
-                msg = self.conn.recv(now)
-                if msg is None:
-                    break
-                self._recv(msg)
-            now = ovs.timeval.msec()
+            offsets = conn.receive(now)
+            if offsets:
+                self._batch(offsets, now)
+                now = ovs.timeval.msec()
             for job in self.jobs:
-                for reply in job.run(self.env, now):
-                    self.conn.send(reply)
-
-            self.conn.flush(now)
+                replies = job.run(self.env, now)
+                if replies:
+                    conn.send_batch(list(replies))
+            conn.flush(now)
 
         for job in self.jobs:
             job.wait(poller, now)
-        self.conn.wait(poller, now)
+        conn.wait(poller, now)
         poller.timer_wait(HEARTBEAT_MS)
-        self.shared.handler_seq.wait(poller, seen)
+        seq.wait(poller, seen)
         self.exit_latch.wait(poller)
         poller.block()
 
@@ -161,15 +196,28 @@ class PinctrlHandler:
         self.conn.send(ofmsg.get_config_request(self.conn.next_xid()))
         self.conn.send(ofmsg.set_packet_in_format(self.conn.next_xid()))
 
+    def _batch(self, offsets: list[int], now: int) -> None:
+        """pinctrl_handler thread: every complete message of this wake-up,
+        rx_view[offsets[i]:offsets[i + 1]]; their replies are queued
+        together, in order."""
+        view = self.conn.rx_view
+        unpack = _EXP_HDR.unpack_from
+        out: list[bytes] = []
+        start = offsets[0]
+        for end in offsets[1:]:
+            if (view[start + 1] == OFPT_EXPERIMENTER and end - start >= 16
+                    and unpack(view, start + 8) == _NX_PACKET_IN2):
+                self._packet_in(bytes(view[start:end]), now, out)
+            else:
+                self._recv(bytes(view[start:end]))
+            start = end
+        self.conn.send_batch(out)
+
     def _recv(self, msg: bytes) -> None:
-        """pinctrl_handler thread: one message from the switch."""
+        """pinctrl_handler thread: one message from the switch other than
+        a packet-in."""
         msg_type = msg[1]
-        if msg_type == OFPT_EXPERIMENTER and len(msg) >= 16:
-            vendor, subtype = _EXP_HDR.unpack_from(msg, 8)
-            if vendor == NX_VENDOR_ID and subtype == NXT_PACKET_IN2:
-                self._packet_in(msg)
-                return
-        elif msg_type == OFPT_ECHO_REQUEST:
+        if msg_type == OFPT_ECHO_REQUEST:
             self.conn.send(ofmsg.echo_reply(msg))
             return
         elif msg_type == OFPT_GET_CONFIG_REPLY and len(msg) >= 12:
@@ -183,17 +231,19 @@ class PinctrlHandler:
             return
         coverage.inc("pinctrl_rx_of_ignored")
 
-    def _packet_in(self, msg: bytes) -> None:
-        """pinctrl_handler thread: decode, dispatch, time, queue replies."""
+    def _packet_in(self, msg: bytes, now: int, out: list[bytes]) -> float:
+        """pinctrl_handler thread: the reference path for one packet-in:
+        decode, dispatch, time; its replies are appended to 'out'.
+        Returns the seconds it took."""
+        t0 = time.perf_counter()
         try:
             pin = packet_in.decode_packet_in2(msg)
         except packet_in.PacketInError as e:
             coverage.inc("pinctrl_drop_bad_packet_in")
             rl_log(vlog, "warn", self._rl, f"bad packet-in: {e}")
-            return
-        t0 = time.perf_counter()
-        replies = dispatch.process_packet_in(pin, self.env, ovs.timeval.msec(),
-                                             self.registry)
-        self.latency.observe(pin, time.perf_counter() - t0)
-        for reply in replies:
-            self.conn.send(reply)
+            return time.perf_counter() - t0
+        t1 = time.perf_counter()
+        out += dispatch.process_packet_in(pin, self.env, now, self.registry)
+        t2 = time.perf_counter()
+        self.latency.observe(pin, t2 - t1)
+        return t2 - t0
