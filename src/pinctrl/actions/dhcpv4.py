@@ -155,13 +155,25 @@ def parse_request(frame: bytes) -> DhcpRequest:
     if p + 4 > end or frame[p:p + 4] != MAGIC_COOKIE:
         raise _reject("bad_cookie",
                       "DHCP magic cookie not present in the DHCP packet")
-    p += 4
+    msg_type, req_ip_opt, ipxe = scan_options(frame, p + 4, end)
+    if msg_type is None:
+        raise _reject("no_msg_type", "Missing DHCP message type")
+    request_ip = (req_ip_opt if req_ip_opt is not None
+                  else bytes(frame[dhcp + _CIADDR:dhcp + _CIADDR + 4]))
+    return DhcpRequest(l3, l4, msg_type, request_ip, ipxe,
+                       bytes(frame[6:12]), ip.src)
 
+
+def scan_options(frame: bytes, p: int, end: int
+                 ) -> tuple[int | None, bytes | None, bool]:
+    """Pure.  The request's option TLVs from 'p' (after the cookie) to
+    'end': (message type, requested IP (option 50) or None, iPXE (option
+    175 present)).  Same walk as upstream: stop at END or at the first
+    option that does not fit; only options that fit are looked at.  The
+    handler's fast path caches the result by the options' bytes."""
     msg_type = None
-    request_ip = bytes(frame[dhcp + _CIADDR:dhcp + _CIADDR + 4])
+    request_ip = None
     ipxe = False
-    # Same walk as upstream: stop at END or at the first option that does
-    # not fit; only options that fit are looked at.
     while p < end:
         code = frame[p]
         if code == OPT_END:
@@ -184,10 +196,7 @@ def parse_request(frame: bytes) -> DhcpRequest:
                 request_ip = bytes(frame[val:val + 4])
         elif code == OPT_ETHERBOOT:
             ipxe = True
-    if msg_type is None:
-        raise _reject("no_msg_type", "Missing DHCP message type")
-    return DhcpRequest(l3, l4, msg_type, request_ip, ipxe,
-                       bytes(frame[6:12]), ip.src)
+    return msg_type, request_ip, ipxe
 
 
 def strip_inform_options(options: bytes) -> bytes:

@@ -32,7 +32,7 @@ import ovs.vlog
 from pinctrl.openflow.oxm import OxmError, ResultDest, parse_result_dest
 from pinctrl.openflow.packet_in import PacketIn
 from pinctrl.support import coverage
-from pinctrl.support.log import RateLimit, rl_log
+from pinctrl.support.log import RateLimit, rl_log, rl_log_lazy
 
 
 @dataclass(slots=True)
@@ -130,6 +130,17 @@ class Reporter:
             getattr(self.vlog, line.level)(line.text)
         else:
             rl_log(self.vlog, line.level, rl, line.text)
+
+    def log_lazily(self, level: str, site: str,
+                   text: Callable[[], str]) -> None:
+        """log() of the line text() at 'site', formatted only if the
+        site's rate limit lets it through (the handler's fast path: most
+        per-packet lines are dropped by the limit)."""
+        rl = self._limit(site)
+        if rl is None:
+            getattr(self.vlog, level)(text())
+        else:
+            rl_log_lazy(self.vlog, level, rl, text)
 
     def count(self, counter: str | None,
               logs: Iterable[LogLine] = ()) -> None:

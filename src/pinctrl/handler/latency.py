@@ -63,6 +63,14 @@ class DispatchLatency:
         h[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         h[-1] += seconds
 
+    def observe_many(self, opcode: int, n: int, seconds: float) -> None:
+        """pinctrl_handler thread: file 'n' dispatches of 'opcode' that
+        took 'seconds' each (a batch answered by the templates, timed
+        as a whole)."""
+        h = self._series.get(opcode, self._unknown)
+        h[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += n
+        h[-1] += n * seconds
+
     def snapshot(self) -> dict[str, Histogram]:
         """Any thread: action name (or UNKNOWN) -> Histogram, only for the
         series that have observations."""

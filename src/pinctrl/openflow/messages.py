@@ -26,7 +26,7 @@ _DP = ofproto_protocol.ProtocolDesc(OFP15_VERSION)
 # OFPT_PACKET_OUT (docs/wire-formats.md): buffer_id none, and a match that
 # holds only in_port=CONTROLLER.
 _PACKET_OUT_HDR = struct.Struct("!BBHIIH2x")
-_MATCH_IN_PORT_CONTROLLER = bytes.fromhex("0001000c80000004fffffffd00000000")
+MATCH_IN_PORT_CONTROLLER = bytes.fromhex("0001000c80000004fffffffd00000000")
 
 
 class OpenFlowError(ValueError):
@@ -79,12 +79,12 @@ def echo_request(xid: int) -> bytes:
 
 def packet_out(xid: int, actions: bytes, packet: bytes) -> bytes:
     """OFPT_PACKET_OUT from CONTROLLER with raw OF1.5 'actions'."""
-    length = (_PACKET_OUT_HDR.size + len(_MATCH_IN_PORT_CONTROLLER)
+    length = (_PACKET_OUT_HDR.size + len(MATCH_IN_PORT_CONTROLLER)
               + len(actions) + len(packet))
     return b"".join((
         _PACKET_OUT_HDR.pack(OFP15_VERSION, ofproto_v1_5.OFPT_PACKET_OUT,
                              length, xid, 0xFFFFFFFF, len(actions)),
-        _MATCH_IN_PORT_CONTROLLER, actions, packet))
+        MATCH_IN_PORT_CONTROLLER, actions, packet))
 
 
 def header(buf: bytes) -> tuple[int, int, int, int]:

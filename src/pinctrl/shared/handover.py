@@ -59,6 +59,26 @@ class Handover(Generic[K, V]):
             coverage.inc(self.drop_counter)
         return stored
 
+    def put_many(self, items: list[tuple[K, V]]) -> int:
+        """Handler thread: put() each (key, value) in order under one take
+        of the mutex (a batch of packet-ins); returns how many were
+        stored, the others are dropped and counted."""
+        stored = 0
+        with self.mutex:
+            entries, merge, cap = self._entries, self.merge, self.cap
+            for key, value in items:
+                old = entries.get(key)
+                if old is not None:
+                    entries[key] = merge(old, value) if merge else value
+                elif len(entries) < cap:
+                    entries[key] = value
+                else:
+                    continue
+                stored += 1
+        if stored < len(items):
+            coverage.inc(self.drop_counter, len(items) - stored)
+        return stored
+
     def take(self) -> dict[K, V]:
         """Main thread: everything put since the last take()."""
         with self.mutex:

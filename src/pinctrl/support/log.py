@@ -6,6 +6,7 @@ import datetime
 import re
 import threading
 import time
+from collections.abc import Callable
 
 import ovs.vlog
 
@@ -74,8 +75,19 @@ class RateLimit:
 
 def rl_log(vlog: ovs.vlog.Vlog, level: str, rl: RateLimit, msg: str) -> None:
     """Log 'msg' at 'level' ("warn", "info", "dbg", "err") if 'rl' allows."""
-    if not rl.allow():
-        return
+    if rl.allow():
+        _emit(vlog, level, rl, msg)
+
+
+def rl_log_lazy(vlog: ovs.vlog.Vlog, level: str, rl: RateLimit,
+                text: Callable[[], str]) -> None:
+    """rl_log() of text(), which is called only if 'rl' allows: for lines
+    on the packet path, most of which the limit drops."""
+    if rl.allow():
+        _emit(vlog, level, rl, text())
+
+
+def _emit(vlog: ovs.vlog.Vlog, level: str, rl: RateLimit, msg: str) -> None:
     dropped = rl.take_dropped()
     if dropped:
         msg = f"{msg} ({dropped} messages suppressed)"
