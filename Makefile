@@ -2,20 +2,27 @@
 #   make run    sandbox OVS + OVN with the golden topology, daemon in the foreground
 #               (MODE=split: beside a live ovn-controller)
 #   make test   everything, unit + integration against real OVS
-PYTHON ?= python3
+# Debian's interpreter, not the first python3 on PATH (a pyenv build on
+# some machines, which cannot see Debian's packages): the venv is made with
+# --system-site-packages so that python-ovs is Debian's python3-openvswitch,
+# whose C JSON parser (ovs._json) PyPI's "ovs" cannot build here (no
+# libopenvswitch-dev); it parses the Southbound's updates ~60x faster
+# (src/pinctrl/support/runtime.py).
+PYTHON ?= /usr/bin/python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 # ethtool: netdev sandbox offloads; bind9-dnsutils (dig), isc-dhcp-client
-# (dhclient -6): the real-client tests.
+# (dhclient -6): the real-client tests; python3-venv: the venv.
 DEB_PKGS = openvswitch-switch ovn-common ovn-central ovn-host busybox iproute2 \
-           ethtool bind9-dnsutils isc-dhcp-client ndisc6 frr kea-dhcp6-server
+           ethtool bind9-dnsutils isc-dhcp-client ndisc6 frr kea-dhcp6-server \
+           python3-venv
 # make deb: Debian's packaging tools and the package's own dependencies
 # (the .deb test of `make test` installs it with dpkg -i); man-db: man -l.
 DEB_BUILD_PKGS = debhelper dh-python pybuild-plugin-pyproject python3-all \
                  python3-setuptools lintian python3-openvswitch python3-os-ken \
                  python3-prometheus-client man-db
 
-.PHONY: all deps venv run test unit typecheck integration bench fuzz soak deb clean
+.PHONY: all deps venv run test unit typecheck integration bench fuzz soak deb clean FORCE
 
 all: test
 
@@ -26,6 +33,7 @@ deps:
 	         ethtool dig dhclient rdisc6; do \
 	    command -v $$b >/dev/null 2>&1 || missing=1; \
 	done; \
+	$(PYTHON) -c 'import ovs._json, ensurepip' 2>/dev/null || missing=1; \
 	for p in $(DEB_BUILD_PKGS); do \
 	    dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null | grep -q '^ii' || missing=1; \
 	done; \
@@ -37,10 +45,23 @@ deps:
 	        --no-install-recommends $$pkgs >/dev/null; \
 	fi
 
+# A venv made by another interpreter or without the system's site-packages
+# (an older checkout's) is made again.
+VENV_HOME = $(shell sed -n 's/^home = //p' $(VENV)/pyvenv.cfg 2>/dev/null)-$(shell \
+            sed -n 's/^include-system-site-packages = //p' $(VENV)/pyvenv.cfg 2>/dev/null)
+ifneq ($(VENV_HOME),$(patsubst %/,%,$(dir $(realpath $(PYTHON))))-true)
+$(VENV)/.installed: FORCE
+endif
+FORCE:
+
+# pip keeps Debian's ovs 3.1.0 (pyproject asks for ovs>=3.1); the check
+# fails the build if PyPI's pure-Python one got in anyway.
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -c 'import ovs.json, sys; sys.exit(ovs.json.PARSER != "C" and \
+	    "$(VENV): python-ovs has no C JSON parser (ovs._json)")'
 	touch $@
 
 venv: $(VENV)/.installed

@@ -28,7 +28,7 @@ from pinctrl.db.writers.mac_binding import MacBindingWriter
 from pinctrl.handler.latency import Histogram
 from pinctrl.sb_sync import SB_DB_NAME
 from pinctrl.shared.state import SharedState
-from pinctrl.support import appctl
+from pinctrl.support import appctl, runtime
 
 if TYPE_CHECKING:
     from pinctrl.daemon.daemon import Daemon
@@ -88,7 +88,8 @@ class AppctlView:
                          if d.metrics is not None else None),
             uptime_s=int(time.monotonic() - d.sup.started),
             split_mode=(d.split.show_lines() if d.split is not None
-                        else ()))
+                        else ()),
+            json_parser=runtime.json_parser())
 
     @property
     def mac_bindings(self) -> MacBindingWriter:
@@ -113,8 +114,11 @@ class MetricsView:
         return self._daemon.latency.snapshot()
 
     def metrics_gauges(self) -> dict[str, float]:
-        """The gauges the main loop last published."""
-        return self._daemon.sup.gauges
+        """The gauges the main loop last published, and which JSON parser
+        the IDLs use."""
+        return {**self._daemon.sup.gauges,
+                "ovsdb_json_c_parser": float(
+                    runtime.json_parser() == runtime.C_PARSER)}
 
     def queue_depths(self) -> dict[str, int]:
         """Sizes of the shared state's containers, the handler's OpenFlow

@@ -47,7 +47,7 @@ from pinctrl.handler_thread import HEARTBEAT_MS, THREAD_NAME, PinctrlHandler
 from pinctrl.sb_sync import SB_DB_NAME, RemoteSwitch, SbSync
 from pinctrl.shared.seq import Latch
 from pinctrl.shared.state import SharedState
-from pinctrl.support import appctl, coverage
+from pinctrl.support import appctl, coverage, runtime
 from pinctrl.support.barrier import Barrier
 
 vlog = ovs.vlog.Vlog("main")
@@ -124,6 +124,7 @@ class Daemon:
         self._start_handler()
         vlog.info(f"{PROGRAM} {pinctrl.__version__} started: bridge "
                   f"{args.br_int}, chassis {chassis}, Southbound {remote}")
+        runtime.warn_if_slow(vlog)
 
     def _start_split_mode(self) -> None:
         """Split mode's proxy first: ovn-controller reconnects to it while

@@ -39,6 +39,8 @@ GAUGE_HELP = {
     "openflow_connected": "1 while the OpenFlow connection to the bridge "
                           "is up",
     "uptime_seconds": "Seconds since the daemon started",
+    "ovsdb_json_c_parser": "1 if python-ovs parses OVSDB JSON with its C "
+                           "extension (ovs._json), 0 if in pure Python",
     "sb_write_backlog": "Southbound writes still to do (learnt bindings, "
                         "claims, events), every writer",
     "sb_write_backlog_age_seconds": "Age of the oldest Southbound write "

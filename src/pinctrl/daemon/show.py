@@ -41,6 +41,7 @@ class ShowReport:
     metrics_url: str | None
     uptime_s: int
     split_mode: Sequence[str] = ()  # split_mode.SplitMode.show_lines()
+    json_parser: str = ""           # support/runtime.json_parser()
 
 
 class ShowContext(CommandContext, Protocol):
@@ -68,6 +69,7 @@ def format_show(r: ShowReport) -> str:
         (f"Southbound: {'connected' if r.sb_connected else 'connecting'}"
          f" ({r.sb_remotes}, leader-only: false)"),
         f"Southbound server: {r.sb_server} ({r.sb_server_role})",
+        *([f"OVSDB JSON parser: {r.json_parser}"] if r.json_parser else []),
         (f"Southbound rows: {r.sb_rows.get('datapaths', 0)} datapaths, "
          f"{r.sb_rows.get('port_bindings', 0)} port bindings, "
          f"{r.sb_rows.get('dns_rows', 0)} DNS rows"),
