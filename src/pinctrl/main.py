@@ -6,8 +6,12 @@ from __future__ import annotations
 import os
 import sys
 
-from pinctrl.daemon.cli import EXIT_FAILURE, PROGRAM, build_parser, configure
-from pinctrl.daemon.daemon import serve
+from pinctrl.support import runtime
+
+runtime.keep_eventlet_out()     # before anything imports ovs.poller
+
+from pinctrl.daemon.cli import EXIT_FAILURE, PROGRAM, build_parser, configure  # noqa: E402
+from pinctrl.daemon.daemon import serve  # noqa: E402
 
 __all__ = ["build_parser", "main"]      # build_parser: the packaging test
 

@@ -34,6 +34,22 @@ def eventlet_imported() -> bool:
     return sys.modules.get("eventlet") is not None
 
 
+def keep_eventlet_out() -> bool:
+    """Make `import eventlet` fail in this process from now on; False if
+    it is already imported.  The daemon's entry point calls it before
+    importing python-ovs's poller: os-ken depends on eventlet, so it is
+    installed, and ovs.poller imports it (only to ask whether select is
+    monkey-patched: we never patch; it then takes its plain path).  Kept
+    out: eventlet, greenlet and, through eventlet's greendns, dnspython
+    (~25 MB of RSS, an EventletDeprecationWarning and dnspython's DSA
+    deprecation warnings at every start).  The os-ken modules the daemon
+    uses (OpenFlow messages, packet-in parser) do not import it."""
+    if eventlet_imported():
+        return False
+    sys.modules["eventlet"] = None      # type: ignore[assignment]
+    return True
+
+
 def warn_if_slow(vlog: ovs.vlog.Vlog) -> None:
     """At start-up (main thread): a warning when the IDLs parse JSON in
     pure Python."""
