@@ -185,8 +185,11 @@ class PinctrlHandler:
                     conn.send_batch(list(replies))
             conn.flush(now)
 
-        for job in self.jobs:
-            job.wait(poller, now)
+            # Jobs run only while connected: their deadlines (past ones
+            # included) matter only then.  Armed while disconnected, a past
+            # one spins the thread for the whole outage (issue 15 #3).
+            for job in self.jobs:
+                job.wait(poller, now)
         conn.wait(poller, now)
         poller.timer_wait(HEARTBEAT_MS)
         seq.wait(poller, seen)

@@ -220,3 +220,54 @@ def test_log_handler_taken_off_by_vlog_reopen_is_closed(tmp_path):
     assert h.stream is not None
     file_logger.removeHandler(h)               # what vlog/reopen does
     assert h.stream is None and h not in file_logger.handlers
+
+
+def test_log_handler_closed_even_when_its_disk_is_full(tmp_path):
+    daemon.close_dropped_log_handlers()
+    h = logging.FileHandler(tmp_path / "y.log")
+    raw = h.stream
+
+    class FullDisk:
+        def write(self, text):
+            pass
+
+        def flush(self):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            raw.close()
+            self.flush()
+
+    h.stream = FullDisk()
+    logging.getLogger("file").addHandler(h)
+    logging.getLogger("file").removeHandler(h)      # must not raise
+    assert raw.closed
+
+
+def test_an_appctl_command_that_raises_answers_an_error():
+    """Before issue 15 it propagated out of unixctl.run() and ended the
+    process; with the loop's barrier alone, the client would never get an
+    answer."""
+    import ovs.unixctl
+
+    def boom(conn, argv, aux):
+        raise OSError(30, "Read-only file system")
+
+    ovs.unixctl.command_register("test/boom-h11", "", 0, 0, boom, None)
+    daemon.guard_unixctl_commands()
+    daemon.guard_unixctl_commands()             # idempotent
+
+    class Conn:
+        _request_id = 7
+        errors: list[str] = []
+
+        def reply_error(self, text):
+            self.errors.append(text)
+            self._request_id = None
+
+    conn = Conn()
+    cmd = ovs.unixctl.commands["test/boom-h11"]
+    _, n = counter_delta("unixctl_command_error",
+                         lambda: cmd.callback(conn, [], None))
+    assert n == 1 and conn.errors == [
+        "test/boom-h11 failed: OSError: [Errno 30] Read-only file system"]

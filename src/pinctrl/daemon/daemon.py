@@ -48,7 +48,8 @@ from pinctrl.sb_sync import SB_DB_NAME, RemoteSwitch, SbSync
 from pinctrl.shared.seq import Latch
 from pinctrl.shared.state import SharedState
 from pinctrl.support import appctl, coverage, runtime
-from pinctrl.support.barrier import Barrier
+from pinctrl.support.barrier import Barrier, where
+from pinctrl.support.log import RateLimit, rl_log
 
 vlog = ovs.vlog.Vlog("main")
 
@@ -226,6 +227,7 @@ class Daemon:
         if test_hooks.enabled():
             test_hooks.register_test_hooks(self._add_handler_job)
         appctl.install(AppctlView(self))
+        guard_unixctl_commands()
 
     def _add_handler_job(self, job: HandlerJob) -> None:
         """Main thread (test hooks): hand 'job' to the running handler."""
@@ -423,10 +425,44 @@ def close_dropped_log_handlers() -> None:
 
     def remove_and_close(handler: logging.Handler) -> None:
         remove(handler)
-        handler.close()
+        try:
+            handler.close()
+        except OSError:         # a full disk fails the flush; the file is
+            pass                # closed all the same
 
     remove_and_close.closes = True      # type: ignore[attr-defined]
     setattr(file_logger, "removeHandler", remove_and_close)
+
+
+_rl_command = RateLimit(5, 10)
+
+
+def guard_unixctl_commands() -> None:
+    """Every registered ovs-appctl command behind an exception barrier:
+    one that raises (vlog/reopen on a read-only or full filesystem, a bug
+    in a feature's command) answers an error instead of leaving the
+    client waiting, is counted (unixctl_command_error) and logged at a
+    limited rate.  Main thread, once every command is registered."""
+    for name, cmd in ovs.unixctl.commands.items():
+        if getattr(cmd.callback, "guarded", False):
+            continue
+        cmd.callback = _guarded(name, cmd.callback)
+
+
+def _guarded(name: str, callback: Callable[..., None]) -> Callable[..., None]:
+    def guarded(conn: ovs.unixctl.server.UnixctlConnection,
+                argv: list[str], aux: object) -> None:
+        try:
+            callback(conn, argv, aux)
+        except Exception as e:
+            coverage.inc("unixctl_command_error")
+            rl_log(vlog, "err", _rl_command,
+                   f"ovs-appctl {name}: {type(e).__name__}: {e} ({where(e)})")
+            if conn._request_id is not None:    # not answered yet
+                conn.reply_error(f"{name} failed: {type(e).__name__}: {e}")
+
+    guarded.guarded = True      # type: ignore[attr-defined]
+    return guarded
 
 
 def serve(args: argparse.Namespace) -> int:
