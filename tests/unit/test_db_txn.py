@@ -445,6 +445,32 @@ def test_writers_that_cannot_write_yet_do_not_spin_the_loop():
     assert len(FakeTxn.made) == 2 and len(w) == 0
 
 
+def test_an_entry_becoming_due_is_written_while_another_writer_stalls():
+    """A learnt binding is committed 1..50 ms after a broadcast: it became
+    due while another writer could not write (events waiting for our
+    Chassis row), and nothing else changed.  The stall must not hold it:
+    once due, it goes (test_neighbor_golden bind_vport_garp's put_arp rows
+    were written only when the next exchange's traffic changed the IDL)."""
+    class DueWriter(FakeWriter):
+        def has_work(self, now: int) -> bool:
+            return bool(self.q.pending) and now >= 40
+
+        def write(self, txn, ctx, now: int) -> bool:
+            return self.has_work(now) and super().write(txn, ctx, now)
+
+    stuck = FakeWriter("stuck", 1, writes=False)
+    later = DueWriter("later", 1, due=40)
+    tl = loop(stuck, later)
+    tl.run(None, 0, True)                           # nothing can go
+    assert FakeTxn.made and FakeTxn.made[-1].ops == []
+    p = FakePoller()
+    tl.wait(p, 0, True)
+    assert p.calls == [("until", 40)]               # woken when it is due
+    FakeTxn.script = [Txn.SUCCESS]
+    tl.run(None, 40, True)
+    assert FakeTxn.made[-1].ops == ["later0"] and len(later) == 0
+
+
 class StateWriter:
     """A writer without queues (it syncs a state, as IGMP_Group's)."""
     name = "state"

@@ -286,7 +286,7 @@ class TxnLoop:
             return
         if not any(w.has_work(now) for w in self.writers):
             return
-        if self._stalled == self._inputs(ctx):
+        if self._stalled == self._inputs(ctx, now):
             return
         turn = self._suspect_turn and self._has_suspects()
         for suspects in (turn, not turn):
@@ -297,12 +297,16 @@ class TxnLoop:
                 return
         # Nothing could go (e.g. events waiting for our Chassis row): not
         # again until the IDL, the chassis or the backlog changes.
-        self._stalled = self._inputs(ctx)
+        self._stalled = self._inputs(ctx, now)
 
-    def _inputs(self, ctx: SbContext) -> tuple:
-        """What decides whether the writers can write (main thread)."""
+    def _inputs(self, ctx: SbContext, now: int) -> tuple:
+        """What decides whether the writers can write (main thread).  Which
+        writers have due work is part of it: an entry that becomes due
+        (a learnt binding's commit time, 1..50 ms after a broadcast) must
+        go even if nothing else changed since the stall."""
         return (self.idl.change_seqno, getattr(ctx, "chassis_name", None),
-                sum(len(w) for w in self.writers))
+                sum(len(w) for w in self.writers),
+                tuple(w.has_work(now) for w in self.writers))
 
     def _has_suspects(self) -> bool:
         return any(q.suspects for w in self.writers for q in _queues(w))
