@@ -424,7 +424,7 @@ def test_abandon_puts_the_transaction_in_flight_back():
 
 
 def test_queue_cap_is_the_documented_one():
-    assert m.MAX_PENDING == 4096
+    assert m.MAX_PENDING == 2048
 
 
 def test_writers_that_cannot_write_yet_do_not_spin_the_loop():

@@ -64,10 +64,11 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 RETRY_MIN_MS = 250
 RETRY_MAX_MS = 8000
-# Per queue: entries kept while the DB is away.  Beyond this the oldest are
-# dropped and counted (memory stays bounded under a flood; a neighbour that
-# is still there is learnt again).
-MAX_PENDING = 4096
+# Per queue: entries kept while the DB is away, twice what the handler's
+# handover tables hold.  Beyond this the oldest are dropped and counted
+# (memory stays bounded under a flood; a neighbour that is still there is
+# learnt again).
+MAX_PENDING = 2048
 # Entries in one transaction (the handler's handover tables hold 1000).
 MAX_BATCH = 1000
 # A suspect that fails alone this many times is dropped.
