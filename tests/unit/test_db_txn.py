@@ -319,12 +319,12 @@ def drain(tl: m.TxnLoop, until: int = 600_000, step: int = 50) -> None:
 
 
 def test_a_transaction_carries_at_most_max_batch_entries():
-    a, b = FakeWriter("a", 2500), FakeWriter("b", 10)
+    a, b = FakeWriter("a", 2000), FakeWriter("b", 10)
     tl = loop(a, b)
     FakeTxn.refuse = set()                      # every commit succeeds
     drain(tl)
     sizes = [len(t.ops) for t in FakeTxn.made]
-    assert max(sizes) == m.MAX_BATCH and sum(sizes) == 2510
+    assert max(sizes) == m.MAX_BATCH and sum(sizes) == 2010
     # The first writer rotates: b's 10 entries do not wait for all of a's.
     assert any(op.startswith("b") for op in FakeTxn.made[0].ops
                + FakeTxn.made[1].ops)
