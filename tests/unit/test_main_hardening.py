@@ -253,10 +253,6 @@ def test_an_appctl_command_that_raises_answers_an_error():
     def boom(conn, argv, aux):
         raise OSError(30, "Read-only file system")
 
-    ovs.unixctl.command_register("test/boom-h11", "", 0, 0, boom, None)
-    daemon.guard_unixctl_commands()
-    daemon.guard_unixctl_commands()             # idempotent
-
     class Conn:
         _request_id = 7
         errors: list[str] = []
@@ -265,9 +261,16 @@ def test_an_appctl_command_that_raises_answers_an_error():
             self.errors.append(text)
             self._request_id = None
 
-    conn = Conn()
-    cmd = ovs.unixctl.commands["test/boom-h11"]
-    _, n = counter_delta("unixctl_command_error",
-                         lambda: cmd.callback(conn, [], None))
+    # python-ovs's registry is global: leave it as found.
+    ovs.unixctl.command_register("test/boom-h11", "", 0, 0, boom, None)
+    try:
+        daemon.guard_unixctl_commands()
+        daemon.guard_unixctl_commands()         # idempotent
+        conn = Conn()
+        cmd = ovs.unixctl.commands["test/boom-h11"]
+        _, n = counter_delta("unixctl_command_error",
+                             lambda: cmd.callback(conn, [], None))
+    finally:
+        del ovs.unixctl.commands["test/boom-h11"]
     assert n == 1 and conn.errors == [
         "test/boom-h11 failed: OSError: [Errno 30] Read-only file system"]
