@@ -9,6 +9,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from ovs.db.idl import ROW_CREATE
 
 from pinctrl.db.garp_plan import MacBindingWrite
 from pinctrl.db.local_datapaths import PortBindings
@@ -29,8 +30,8 @@ class FakeTable:
         self.rows: dict[int, SimpleNamespace] = {}
 
     def add(self, **cols) -> SimpleNamespace:
-        row = SimpleNamespace(**cols)
-        self.rows[len(self.rows)] = row
+        row = SimpleNamespace(uuid=len(self.rows), **cols)
+        self.rows[row.uuid] = row
         return row
 
 
@@ -74,8 +75,13 @@ def port(dp: int, key: int, name: str, type: str = "", **kw):
 
 
 def ctx(idl, *ports, chassis=HV1) -> SbContext:
-    return SbContext(idl, chassis.name if chassis else None, chassis,
-                     PortBindings(ports))
+    c = SbContext(idl, chassis.name if chassis else None, chassis,
+                  PortBindings(ports))
+    # What SbSync's IDL notify hook feeds the MAC_Binding index with.
+    table = idl.tables.get("MAC_Binding") if idl is not None else None
+    for row in table.rows.values() if table is not None else ():
+        c.mac_binding_index.row_event(ROW_CREATE, row)
+    return c
 
 
 def write(writer, c: SbContext, now: int = 0) -> tuple[bool, FakeTxn]:
@@ -155,7 +161,8 @@ def test_learnt_binding_is_inserted(timestamp):
         LR0_PUBLIC.datapath)
     assert hasattr(row, "timestamp") is timestamp
     assert w.n_written == 1
-    assert w.recent == [("lr0-public", "172.16.0.254", "00:00:00:00:fe:fe")]
+    assert list(w.recent) == [("lr0-public", "172.16.0.254",
+                               "00:00:00:00:fe:fe")]
 
 
 def test_unchanged_mac_writes_nothing_a_new_one_updates_in_place():

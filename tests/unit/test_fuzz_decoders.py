@@ -95,6 +95,9 @@ for _name, _msg in SEEDS:
 # One environment per test module (each SharedState holds two pipes):
 # state accumulates across examples, which is what the caps are about.
 SHARED = SharedState()
+# Every table at OVN's cap, which the checks below assume (the daemon
+# sizes put_mac_bindings larger: shared/state.MAC_BINDING_HANDOVER_CAP).
+SHARED.put_mac_bindings.cap = handover.MAX_ENTRIES
 SHARED.set_dns_cache(dns_cache.build_dns_cache([
     ("fuzz", {"vm1.ovn.test": "10.0.0.11 2001:db8::11",
               "11.0.0.10.in-addr.arpa": "vm1.ovn.test"}, [1])]))

@@ -15,9 +15,8 @@ from pinctrl.actions import controller_event
 from pinctrl.handler import dispatch
 from pinctrl.openflow.oxm import Metadata
 from pinctrl.openflow.packet_in import PacketIn
-from pinctrl.shared.handover import MAX_ENTRIES
 from pinctrl.shared.records import Learnt, ipv4_mapped
-from pinctrl.shared.state import SharedState
+from pinctrl.shared.state import MAC_BINDING_HANDOVER_CAP, SharedState
 from testbed.golden import exchange_names, load_exchange, packet_in_from_hex
 from tests.helpers import counter_delta
 
@@ -89,7 +88,8 @@ def test_relearning_keeps_commit_time_updates_mac():
 
 def test_put_mac_binding_cap_drops_and_counts():
     shared = SharedState()
-    for i in range(MAX_ENTRIES):
+    assert shared.put_mac_bindings.cap == MAC_BINDING_HANDOVER_CAP
+    for i in range(MAC_BINDING_HANDOVER_CAP):
         assert shared.put_mac_bindings.put((1, 1, ipv4_mapped(i)),
                                            Learnt(b"a" * 6, 0))
     _, n = counter_delta("pinctrl_drop_put_mac_binding",

@@ -212,7 +212,7 @@ def udp6_set_csum(buf: bytearray, l3_ofs: int, l4_ofs: int) -> None:
 
 def fmt_mac(mac: bytes) -> str:
     """'50:54:00:00:00:01', like OVS's ETH_ADDR_FMT."""
-    return ":".join(f"{b:02x}" for b in mac[:6])
+    return bytes(mac[:6]).hex(":")
 
 
 def fmt_ip4(ip: bytes) -> str:

@@ -63,7 +63,7 @@ class SharedState:
         # db/writers/).
         self.put_mac_bindings: Handover[MacBindingKey, Learnt] = Handover(
             self.mutex, "pinctrl_drop_put_mac_binding",
-            merge=_keep_commit_time)
+            cap=MAC_BINDING_HANDOVER_CAP, merge=_keep_commit_time)
         # -> port key
         self.put_fdbs: Handover[FdbKey, int] = Handover(
             self.mutex, "pinctrl_drop_put_fdb")
@@ -260,6 +260,11 @@ class SharedState:
 
 
 MAX_RESOLVED = 10000
+# put_arp/put_nd bindings awaiting the main thread (OVN: 1000).  Sized from
+# the rates (issue 18): the main thread writes ~6k bindings/s and may be
+# away ~0.3 s in one IDL update or transaction, so 10k/s offered needs
+# ~3000 here; the writer's RetryQueue holds 4096 (db/txn.MAX_PENDING).
+MAC_BINDING_HANDOVER_CAP = 4096
 
 
 def _keep_commit_time(old: Learnt, new: Learnt) -> Learnt:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Generic, Hashable, TypeVar
 import ovs.db.idl
 
 from pinctrl.db.local_datapaths import PortBindings
+from pinctrl.db.row_index import RowIndex
 from pinctrl.db.txn import RetryQueue
 from pinctrl.shared.handover import Handover
 
@@ -32,6 +33,10 @@ class SbContext:
     # Port_Binding lookups (by name, by datapath, by (datapath key, port
     # key)), rebuilt when ports or datapaths change.
     ports: PortBindings = field(default_factory=lambda: PortBindings(()))
+    # MAC_Binding rows by (logical_port, ip), fed by SbSync's IDL notify
+    # hook (db/row_index.py).
+    mac_binding_index: RowIndex = field(
+        default_factory=lambda: RowIndex("logical_port", "ip"))
 
 
 class HandoverWriter(Generic[K, V]):

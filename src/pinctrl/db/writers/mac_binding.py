@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Iterable, Protocol
 
+import ovs.db.data
 import ovs.db.idl
 import ovs.vlog
 
 from pinctrl.db.addresses import parse_mac
 from pinctrl.db.garp_plan import MacBindingWrite
 from pinctrl.db.local_datapaths import ref
+from pinctrl.db.row_index import RowIndex
 from pinctrl.db.txn import RetryQueue
 from pinctrl.db.writers import HandoverWriter, SbContext
 from pinctrl.packet.headers import fmt_mac
@@ -35,7 +38,6 @@ vlog = ovs.vlog.Vlog("mac_binding")
 _rl = RateLimit(5, 5)
 
 TABLE = "MAC_Binding"
-INDEX = "lport_ip"
 
 
 def format_ip(ip16: bytes) -> str:
@@ -57,16 +59,9 @@ def parse_ip(text: str) -> bytes | None:
         return None
 
 
-def create_index(idl: ovs.db.idl.Idl) -> None:
-    """Before the first idl.run(): the (logical_port, ip) index."""
-    if TABLE in idl.tables:
-        idl.index_create(TABLE, INDEX).add_columns("logical_port", "ip")
-
-
-def lookup(idl: ovs.db.idl.Idl, logical_port: str, ip: str) -> Any:
-    table = idl.tables[TABLE]
-    probe = table.rows.IndexEntry(logical_port=logical_port, ip=ip)
-    return next(idl.index_equal(TABLE, INDEX, probe), None)
+def lookup(idl: ovs.db.idl.Idl, index: RowIndex, logical_port: str,
+           ip: str) -> Any:
+    return index.get(idl.tables[TABLE], logical_port, ip)
 
 
 def describe_key(key: MacBindingKey) -> str:
@@ -79,27 +74,58 @@ def _due(now: int) -> Callable[[Learnt], bool]:
     return lambda learnt: learnt.commit_at <= now
 
 
-def upsert(txn: ovs.db.idl.Transaction, idl: ovs.db.idl.Idl,
+def upsert(txn: ovs.db.idl.Transaction, ctx: SbContext,
            logical_port: str, ip: str, mac: str, datapath: Any,
-           update_only: bool = False) -> bool:
+           update_only: bool = False,
+           inserted: dict[tuple[str, str], Any] | None = None) -> bool:
     """mac_binding_add_to_sb(): find the (logical_port, ip) row, insert it
     if absent (unless 'update_only'), and write mac - and timestamp when
-    the schema has it - only if the MAC differs.  True if it wrote."""
-    table = idl.tables[TABLE]
-    row = lookup(idl, logical_port, ip)
+    the schema has it - only if the MAC differs.  True if it wrote.
+    'inserted' holds the rows this transaction inserted (not in the
+    index until the server echoes them)."""
+    table = ctx.idl.tables[TABLE]
+    key = (logical_port, ip)
+    row = lookup(ctx.idl, ctx.mac_binding_index, logical_port, ip)
+    if row is None and inserted is not None:
+        row = inserted.get(key)
     if row is None:
         if update_only:
             return False
         row = txn.insert(table)
-        row.logical_port = logical_port
-        row.ip = ip
-        row.datapath = datapath
+        _set(txn, row, "logical_port", logical_port)
+        _set(txn, row, "ip", ip)
+        _set(txn, row, "datapath", datapath)
+        if inserted is not None:
+            inserted[key] = row
     elif row.mac == mac:
         return False
-    row.mac = mac
+    _set(txn, row, "mac", mac)
     if "timestamp" in table.columns:
-        row.timestamp = int(time.time() * 1000)
+        _set(txn, row, "timestamp", int(time.time() * 1000))
     return True
+
+
+def _set(txn: ovs.db.idl.Transaction, row: Any, column: str,
+         value: Any) -> None:
+    """row.<column> = value, as Row.__setattr__ less its upkeep of
+    python-ovs's indexes: MAC_Binding has none (RowIndex instead), and the
+    hasattr() that upkeep starts with builds the column's default value for
+    every new row (a third of the main thread's time per binding).  Falls
+    back to the attribute write on a python-ovs without Transaction._write
+    (and for rows that are not python-ovs's: the unit tests' fakes)."""
+    if _TXN_WRITE is None or not isinstance(row, ovs.db.idl.Row):
+        setattr(row, column, value)
+        return
+    col = row._table.columns[column]
+    _TXN_WRITE(txn, row, col, ovs.db.data.Datum.from_python(
+        col.type, value, _ROW_TO_UUID))
+
+
+# python-ovs 3.1 and 4.0 internals used by _set().
+_TXN_WRITE = getattr(ovs.db.idl.Transaction, "_write", None)
+_ROW_TO_UUID = getattr(ovs.db.idl, "_row_to_uuid", None)
+if _ROW_TO_UUID is None:
+    _TXN_WRITE = None
 
 
 class MacBindingWriter(HandoverWriter[MacBindingKey, Learnt]):
@@ -121,7 +147,11 @@ class MacBindingWriter(HandoverWriter[MacBindingKey, Learnt]):
                        describe=lambda k: f"logical port {k[0]} ip {k[1]}")
         self.n_written = 0
         # Recently written (logical_port, ip, mac), for pinctrl/mac-bindings.
-        self.recent: list[tuple[str, str, str]] = []
+        self.recent: deque[tuple[str, str, str]] = deque(maxlen=100)
+        # (dp key, port key) -> (logical_port, datapath ref) for the port
+        # lookups of the current ctx.ports (IDL row reads are slow).
+        self._ports: dict[tuple[int, int], tuple[str, Any] | None] = {}
+        self._ports_of: Any = None
 
     def add_local(self, writes: Iterable[MacBindingWrite]) -> None:
         """Main thread: queue send_garp_locally()'s MAC_Binding writes."""
@@ -147,31 +177,47 @@ class MacBindingWriter(HandoverWriter[MacBindingKey, Learnt]):
         local = self.local.start()
         if not batch and not local:
             return False
+        if self._ports_of is not ctx.ports:
+            self._ports_of = ctx.ports
+            self._ports.clear()
+        inserted: dict[tuple[str, str], Any] = {}
         for key, learnt in batch:
             dp_key, port_key, ip16 = key
-            pb = ctx.ports.by_key.get((dp_key, port_key))
-            if pb is None:
+            port = self._port(ctx, dp_key, port_key)
+            if port is None:
                 coverage.inc("pinctrl_drop_mac_binding_unknown_port")
                 rl_log(vlog, "warn", _rl,
                        f"couldn't find the logical port with datapath key "
                        f"{dp_key} and port key {port_key}")
                 self.queue.drop(key)
                 continue
-            self._written(upsert(txn, ctx.idl, pb.logical_port,
-                                 format_ip(ip16), fmt_mac(learnt.mac),
-                                 ref(pb.datapath)),
-                          pb.logical_port, format_ip(ip16), learnt.mac)
+            lport, dp_ref = port
+            ip, mac = format_ip(ip16), fmt_mac(learnt.mac)
+            self._written(upsert(txn, ctx, lport, ip, mac, dp_ref,
+                                 inserted=inserted), lport, ip, mac)
         for _, w in local:
-            self._written(upsert(txn, ctx.idl, w.logical_port, w.ip, w.mac,
-                                 w.datapath, w.update_only),
+            self._written(upsert(txn, ctx, w.logical_port, w.ip, w.mac,
+                                 w.datapath, w.update_only, inserted),
                           w.logical_port, w.ip, w.mac)
         return True
 
-    def _written(self, wrote: bool, lport: str, ip: str,
-                 mac: str | bytes) -> None:
+    def _port(self, ctx: SbContext, dp_key: int, port_key: int
+              ) -> tuple[str, Any] | None:
+        """(logical_port, datapath ref) of a port, read from its
+        Port_Binding row once per ctx.ports."""
+        k = (dp_key, port_key)
+        try:
+            return self._ports[k]
+        except KeyError:
+            pass
+        pb = ctx.ports.by_key.get(k)
+        port = None if pb is None else (pb.logical_port, ref(pb.datapath))
+        self._ports[k] = port
+        return port
+
+    def _written(self, wrote: bool, lport: str, ip: str, mac: str) -> None:
         if wrote:
-            mac = mac if isinstance(mac, str) else fmt_mac(mac)
-            self.recent = (self.recent + [(lport, ip, mac)])[-100:]
+            self.recent.append((lport, ip, mac))
             self.n_written += 1
 
 
@@ -192,7 +238,7 @@ def bound_next_hops(keys: Iterable[tuple[int, int, bytes]],
         lport = pb.logical_port
         if pb.type == "chassisredirect":
             lport = pb.options.get("distributed-port") or lport[3:]
-        row = lookup(idl, lport, format_ip(key[2]))
+        row = lookup(idl, ctx.mac_binding_index, lport, format_ip(key[2]))
         mac = parse_mac(row.mac) if row is not None else None
         if mac is not None:
             out.append(((key,), mac))
