@@ -106,6 +106,7 @@ class SbSync:
         self._dns_changed: set = set()
         self.n_dns_rebuilds = 0
         self.idl.notify = self._notify
+        mac_binding.create_index(self.idl)
         fdb.create_index(self.idl)
         # MAC_Binding rows created or updated during the last idl.run(),
         # and the buffered next hops last looked up (_release_buffered).
@@ -166,10 +167,8 @@ class SbSync:
         the MAC_Binding rows that appeared or changed."""
         table = row._table.name
         self._dirty.add(table)
-        if table == "MAC_Binding":
-            self.ctx.mac_binding_index.row_event(event, row)
-            if event != ovs.db.idl.ROW_DELETE:
-                self._mac_bindings_changed = True
+        if table == "MAC_Binding" and event != ovs.db.idl.ROW_DELETE:
+            self._mac_bindings_changed = True
         elif table == "DNS":
             self._dns_changed.add(row.uuid)
 
@@ -382,19 +381,21 @@ class RemoteSwitch:
         self.probe_interval_ms = probe_interval_ms
         self._fetch: idl_util.SchemaFetch | None = idl_util.SchemaFetch(
             remotes, SB_DB_NAME, probe_interval_ms)
+        self._schema: dict | None = None
         self.sb: SbSync | None = None
 
     def run(self, now: int) -> SbSync | None:
         """Advance; the new SbSync once synced (this object is then
         spent: the SbSync belongs to the caller)."""
-        if self.sb is None:
+        if self._schema is None:
             assert self._fetch is not None
-            schema = self._fetch.run()
-            if schema is None:
+            self._schema = self._fetch.run()
+            if self._schema is None:
                 return None
             self._fetch.close()
             self._fetch = None
-            self.sb = SbSync(self.shared, self.remotes, schema,
+        if self.sb is None:         # again after a failed attempt
+            self.sb = SbSync(self.shared, self.remotes, self._schema,
                              self.probe_interval_ms)
         # The IDL only: SbSync.run() would publish its half-received
         # contents as the snapshots.

@@ -81,6 +81,7 @@ class Daemon:
         self.sb: SbSync | None = None
         self.switch: RemoteSwitch | None = None
         self._refused_remote: str | None = None     # logged once
+        self._probe_seen: tuple[int, str] | None = None
         # One exception barrier per stage of the main loop.
         self.stages = {name: Barrier(name) for name in (
             "ovs_db", "remote", "southbound", "unixctl", "handler_check",
@@ -298,7 +299,10 @@ class Daemon:
         """Main thread: the Southbound stage."""
         sb = self.sb
         assert sb is not None, "start() first"
-        sb.set_probe_interval(self._probe_interval(sb.remotes))
+        seen = (cfg.idl.change_seqno, sb.remotes)
+        if seen != self._probe_seen:            # the configuration changed
+            self._probe_seen = seen
+            sb.set_probe_interval(self._probe_interval(sb.remotes))
         sb.run(now_ms, cfg.system_id, cfg.chassis_inputs(self.args.br_int))
         self.shared.set_bridge(self.args.br_int, cfg.system_id)
 
