@@ -106,7 +106,6 @@ class SbSync:
         self._dns_changed: set = set()
         self.n_dns_rebuilds = 0
         self.idl.notify = self._notify
-        mac_binding.create_index(self.idl)
         fdb.create_index(self.idl)
         # MAC_Binding rows created or updated during the last idl.run(),
         # and the buffered next hops last looked up (_release_buffered).
@@ -167,8 +166,10 @@ class SbSync:
         the MAC_Binding rows that appeared or changed."""
         table = row._table.name
         self._dirty.add(table)
-        if table == "MAC_Binding" and event != ovs.db.idl.ROW_DELETE:
-            self._mac_bindings_changed = True
+        if table == "MAC_Binding":
+            self.ctx.mac_binding_index.row_event(event, row)
+            if event != ovs.db.idl.ROW_DELETE:
+                self._mac_bindings_changed = True
         elif table == "DNS":
             self._dns_changed.add(row.uuid)
 
