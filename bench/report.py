@@ -7,7 +7,8 @@ import json
 import statistics
 from dataclasses import dataclass, field
 
-IMPLS = ("ovn-controller", "pinctrl-daemon", "ceiling")
+# "split": the daemon in split mode beside a live ovn-controller (split.py).
+IMPLS = ("ovn-controller", "pinctrl-daemon", "split", "ceiling")
 
 
 @dataclass
@@ -74,13 +75,14 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 def table(res: Results) -> str:
     """The human table (Markdown, so README can quote it as is)."""
-    head = ["metric", "unit", "ovn-controller", "pinctrl-daemon", "ceiling",
-            "daemon/ovn", "daemon/ceiling"]
+    head = ["metric", "unit", "ovn-controller", "pinctrl-daemon", "split mode", "ceiling",
+            "daemon/ovn", "split/ovn", "daemon/ceiling"]
     rows = [head, ["---"] * len(head)]
     for f in res.figures.values():
         d, o, c = f.median("pinctrl-daemon"), f.median("ovn-controller"), f.median("ceiling")
         rows.append([f.title, f.unit, _cell(f, "ovn-controller"), _cell(f, "pinctrl-daemon"),
-                     _cell(f, "ceiling"), _ratio(d, o), _ratio(d, c)])
+                     _cell(f, "split"), _cell(f, "ceiling"), _ratio(d, o),
+                     _ratio(f.median("split"), o), _ratio(d, c)])
     return "\n".join("| " + " | ".join(r) + " |" for r in rows)
 
 

@@ -7,9 +7,11 @@
   3. `ovn-appctl exit --restart`; (c) the ceiling: the same loads reflected
      by one flow with no controller; the generator's own ceiling
   4. (b) pinctrl-daemon on the same br-int and SB: everything of (a)
-  5. the table (stdout, Markdown) and JSON lines (bench-results.jsonl)
+  5. (d) split mode: the daemon with --proxy-rundir, ovn-controller again
+     through it; capacity, latency, flow programming (split.py)
+  6. the table (stdout, Markdown) and JSON lines (bench-results.jsonl)
 
-BENCH_QUICK=1 (or --quick) shortens every step (< 3 minutes); --profile
+BENCH_QUICK=1 (or --quick) shortens every step (< 4 minutes); --profile
 runs only the daemon under py-spy (see profile.py).  Everything started is
 stopped by pid, the netns deleted, also on Ctrl-C / SIGTERM.
 """
@@ -34,6 +36,7 @@ from .frames import WORKLOADS
 from .loadgen import Generator, RunResult, match_cost_us
 from .rawsock import open_in_netns
 from .report import Results, json_lines, table
+from .split import measure_split
 from .topology import BenchSandbox, missing_prerequisites
 
 REPO = Path(__file__).resolve().parents[1]
@@ -318,6 +321,8 @@ def run(plan: Plan, quick: bool, results_path: Path, profile: bool,
         dmn = sb.daemon(file_level="info").start(wait=True, timeout=30)
         log(f"pinctrl-daemon connected in {dmn.connect_time:.1f} s")
         bench.measure("pinctrl-daemon", dmn.popen.pid)
+        dmn.stop()
+        measure_split(bench, quick)
     except KeyboardInterrupt:
         log("interrupted: stopping everything")
         return 130
