@@ -423,8 +423,14 @@ def test_abandon_puts_the_transaction_in_flight_back():
     assert tl.txn is None and len(w.q.pending) == 3 and not w.q.in_flight
 
 
-def test_queue_cap_is_the_documented_one():
-    assert m.MAX_PENDING == 2048
+def test_queue_caps_are_the_documented_ones():
+    from pinctrl.db.writers.fdb import FdbWriter
+    from pinctrl.db.writers.mac_binding import MacBindingWriter
+    from pinctrl.shared.state import MAC_BINDING_HANDOVER_CAP, SharedState
+    shared = SharedState()
+    assert MacBindingWriter(shared).queue.cap == 2 * MAC_BINDING_HANDOVER_CAP
+    assert FdbWriter(shared).queue.cap == 2000
+    assert MacBindingWriter(shared).local.cap == m.MAX_PENDING == 2048
 
 
 def test_writers_that_cannot_write_yet_do_not_spin_the_loop():

@@ -32,7 +32,7 @@ alone MAX_ALONE_FAILURES times is dropped, counted
 is cleared.  TRY_AGAIN and NOT_LOCKED are not the entries' fault: they
 retry as they were.
 
-Each queue is capped (MAX_PENDING: the oldest are dropped and counted);
+Each queue is capped (the oldest are dropped and counted);
 TxnLoop.backlog() gives each writer's depth and the age of its oldest
 entry, for pinctrl/show and the metrics.
 """
@@ -64,10 +64,10 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 RETRY_MIN_MS = 250
 RETRY_MAX_MS = 8000
-# Per queue: entries kept while the DB is away, twice what the handler's
-# handover tables hold.  Beyond this the oldest are dropped and counted
-# (memory stays bounded under a flood; a neighbour that is still there is
-# learnt again).
+# Per queue: entries kept while the DB is away (a queue fed by a handover
+# table holds twice that table instead: writers.HandoverWriter).  Beyond
+# this the oldest are dropped and counted (memory stays bounded under a
+# flood; a neighbour that is still there is learnt again).
 MAX_PENDING = 2048
 # Entries in one transaction (the handler's handover tables hold 1000).
 MAX_BATCH = 1000

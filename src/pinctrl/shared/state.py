@@ -263,7 +263,7 @@ MAX_RESOLVED = 10000
 # put_arp/put_nd bindings awaiting the main thread (OVN: 1000).  Sized from
 # the rates (issue 18): the main thread writes ~6k bindings/s and may be
 # away ~0.3 s in one IDL update or transaction, so 10k/s offered needs
-# ~3000 here; the writer's RetryQueue holds 4096 (db/txn.MAX_PENDING).
+# ~3000 here; the writer's RetryQueue holds twice this (db/writers).
 MAC_BINDING_HANDOVER_CAP = 4096
 
 

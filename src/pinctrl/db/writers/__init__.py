@@ -49,8 +49,11 @@ class HandoverWriter(Generic[K, V]):
                  merge: Callable[[V, V], V] | None = None,
                  describe: Callable[[K], str] = repr) -> None:
         self.handover = handover
+        # Twice the hand-over table: a burst taken whole always fits, and
+        # while the SB is away the queue bounds what is kept (db/txn.py).
         self.queue: RetryQueue[K, V] = RetryQueue(
-            drop_counter, merge, name=self.name, describe=describe)
+            drop_counter, merge, cap=2 * handover.cap, name=self.name,
+            describe=describe)
 
     def collect(self, now: int) -> None:
         taken = self.handover.take()
