@@ -28,11 +28,13 @@ import socket
 import struct
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
 from bench import frames
 from pinctrl.openflow.oxm import OXM_CLASS_PKT_REGS, Metadata
+from pinctrl.support import runtime
 from testbed import golden
 
 _HDR = struct.Struct("!BBHI")
@@ -193,6 +195,23 @@ def _open_loop(s: socket.socket, msgs: list[bytes], rate: int,
     return i, time.perf_counter() - t0
 
 
+def _ping_pong(s: socket.socket, buf: bytearray, msgs: list[bytes], rate: int,
+               seconds: float) -> tuple[int, float, list[float]]:
+    """One request at a time, 'rate' per second: (answers, elapsed, round
+    trips in µs)."""
+    rtts, n, i = [], len(msgs), 0
+    t0 = time.perf_counter()
+    while (start := time.perf_counter()) - t0 < seconds:
+        s.sendall(msgs[i % n])
+        _recv_msg(s, buf)
+        rtts.append((time.perf_counter() - start) * 1e6)
+        i += 1
+        pause = t0 + i / rate - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+    return len(rtts), time.perf_counter() - t0, rtts
+
+
 def _switch(listener: socket.socket, msgs: list[bytes], args: argparse.Namespace,
             report: int) -> None:
     s, _ = listener.accept()
@@ -200,15 +219,42 @@ def _switch(listener: socket.socket, msgs: list[bytes], args: argparse.Namespace
     _handshake(s, buf)
     time.sleep(0.2)
     os.write(report, b"go\n")
+    rtts: list[float] = []
     if args.workload == "put_arp":
         n, elapsed = _open_loop(s, msgs, args.rate, args.seconds)
+    elif args.latency:
+        n, elapsed, rtts = _ping_pong(s, buf, msgs, args.rate, args.seconds)
     else:
         n, elapsed = _closed_loop(s, buf, msgs, args.outstanding, args.seconds)
-    os.write(report, f"{n} {elapsed}\n".encode())
+    rtts.sort()
+    pct = [rtts[min(len(rtts) - 1, int(q * len(rtts)))] if rtts else 0.0
+           for q in (0.5, 0.99, 1.0)]
+    os.write(report, f"{n} {elapsed} {' '.join(map(str, pct))}\n".encode())
     s.close()
 
 
 # --- the handler (this process) -------------------------------------------------
+
+class _BusyMain:
+    """Stands in for a main thread busy in pure Python (an IDL parsing a
+    big update): a thread that never blocks, so the handler gets the GIL
+    only when sys.getswitchinterval() makes it drop it."""
+
+    def __init__(self) -> None:
+        self._stop = False
+        self._thread = threading.Thread(target=self._spin, name="busy-main")
+        self._thread.start()
+
+    def _spin(self) -> None:
+        d: dict[int, int] = {}
+        while not self._stop:
+            for i in range(1000):
+                d[i] = d.get(i, 0) + i
+
+    def stop(self) -> None:
+        self._stop = True
+        self._thread.join()
+
 
 def _thread_cpu(thread_ident: int) -> float:
     return time.clock_gettime(time.pthread_getcpuclockid(thread_ident))
@@ -242,19 +288,24 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         [("bench", {frames.DNS_NAME: "10.0.0.11 2001:db8::11"}, [1])]))
     handler = PinctrlHandler(shared, d)
     handler.start()
+    busy = _BusyMain() if args.busy_main else None
     rd = os.fdopen(rfd)
     try:
         rd.readline()                                  # "go": handshake done
         cpu0 = _thread_cpu(handler.thread.ident)
-        n, elapsed = (float(x) for x in rd.readline().split())
+        n, elapsed, p50, p99, pmax = (float(x) for x in rd.readline().split())
         cpu = _thread_cpu(handler.thread.ident) - cpu0
     finally:
+        if busy is not None:
+            busy.stop()
         handler.stop()
         os.waitpid(pid, 0)
         os.unlink(path)
         os.rmdir(d)
     out = {"answers": n, "per_s": n / elapsed,
            "handler_cpu_us": 1e6 * cpu / max(n, 1)}
+    if args.latency:
+        out.update(p50_us=p50, p99_us=p99, max_us=pmax)
     if args.workload == "put_arp":
         out["learnt"] = len(shared.put_mac_bindings.take())
     return out
@@ -269,15 +320,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--outstanding", type=int, default=64)
     p.add_argument("--distinct", type=int, default=4096,
                    help="distinct requests (identifiers) cycled through")
-    p.add_argument("--rate", type=int, default=5000, help="put_arp, per second")
+    p.add_argument("--rate", type=int, default=5000,
+                   help="put_arp, --latency: per second")
+    p.add_argument("--latency", action="store_true",
+                   help="one request at a time at --rate/s: round-trip p50/p99/max")
+    p.add_argument("--busy-main", action="store_true",
+                   help="a busy pure-Python thread beside the handler (GIL waits)")
+    p.add_argument("--switch-interval", type=float, default=None,
+                   help="sys.setswitchinterval() in seconds (default: the daemon's)")
     p.add_argument("--repeat", type=int, default=1)
     args = p.parse_args(argv)
-    print(f"load average {os.getloadavg()[0]:.2f}")
+    sys.setswitchinterval(runtime.GIL_SWITCH_INTERVAL_S
+                          if args.switch_interval is None
+                          else args.switch_interval)
+    print(f"load average {os.getloadavg()[0]:.2f}, "
+          f"switch interval {sys.getswitchinterval() * 1e3:g} ms")
     for w in args.workloads or ["dhcp", "dns", "tcp_rst", "arp_resolve"]:
         for _ in range(args.repeat):
             args.workload = w
             r = run(args)
             extra = f"  learnt {r['learnt']}" if "learnt" in r else ""
+            if "p99_us" in r:
+                extra += (f"  round trip p50 {r['p50_us']:.0f} p99 {r['p99_us']:.0f} "
+                          f"max {r['max_us']:.0f} µs")
             print(f"{w:12s} {r['answers']:9.0f} answers  {r['per_s']:9.0f}/s  "
                   f"handler CPU {r['handler_cpu_us']:6.2f} µs/answer{extra}",
                   flush=True)

@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     """Main thread, before any other exists.  Returns the exit code."""
     args = build_parser().parse_args(argv)
     os.umask(UMASK)
+    runtime.bound_gil_wait()
+    runtime.tune_gc()
     try:
         configure(args)
     except Exception as e:          # bad SSL file, log file, -v spec, ...

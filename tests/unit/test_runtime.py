@@ -60,3 +60,38 @@ def test_make_venv_has_the_c_parser():
     import ovs._json  # noqa: F401  (the extension itself)
     assert ovs.json.PARSER == ovs.json.PARSER_C
     assert ovs.__file__.startswith("/usr/lib/python3/dist-packages/")
+
+
+def test_gil_switch_interval_is_bounded():
+    """The handler waits at most about this long for the GIL after a
+    wake-up while the main thread is busy in Python."""
+    before = sys.getswitchinterval()
+    try:
+        runtime.bound_gil_wait()
+        assert sys.getswitchinterval() == pytest.approx(
+            runtime.GIL_SWITCH_INTERVAL_S)
+        assert runtime.GIL_SWITCH_INTERVAL_S <= 0.0005
+    finally:
+        sys.setswitchinterval(before)
+
+
+def test_gc_freezes_survivors_and_collects_all_when_due():
+    """Young collections only ever scan young objects; the periodic full
+    collection reclaims cyclic garbage among frozen ones."""
+    import gc
+    try:
+        runtime.tune_gc()
+        assert runtime._freeze_survivors in gc.callbacks
+        gc.collect(1)
+        assert gc.get_freeze_count() > 0
+        cycle: list = []
+        cycle.append(cycle)
+        gc.collect(1)                   # frozen while still referenced
+        del cycle
+        assert runtime.gc_maintenance(runtime._gc_next_full - 1) is None
+        n = gc.get_freeze_count()
+        took = runtime.gc_maintenance(runtime._gc_next_full)
+        assert took is not None and gc.get_freeze_count() < n
+    finally:
+        gc.callbacks.remove(runtime._freeze_survivors)
+        gc.unfreeze()

@@ -271,6 +271,7 @@ class Daemon:
             now = time.monotonic()
             st["supervisor"].run(now_ms, self.sup.run, now, self._sb_state(),
                                  self._of_state(), self._backlog(now_ms))
+            runtime.gc_maintenance(now)
             self.sup.wait(poller, now)
             self._wait(poller, now_ms, "ovs_db", lambda: cfg.wait(poller))
             self._wait(poller, now_ms, "remote", lambda: self._wait_remote(

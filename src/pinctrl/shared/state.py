@@ -261,10 +261,12 @@ class SharedState:
 
 MAX_RESOLVED = 10000
 # put_arp/put_nd bindings awaiting the main thread (OVN: 1000).  Sized from
-# the rates (issue 18): the main thread writes ~6k bindings/s and may be
-# away ~0.3 s in one IDL update or transaction, so 10k/s offered needs
-# ~3000 here; the writer's RetryQueue holds twice this (db/writers).
-MAC_BINDING_HANDOVER_CAP = 4096
+# the rates (issue 18): the main thread writes ~5k bindings/s and is away
+# up to ~0.5 s in one iteration (a 1000-row transaction built and the echo
+# of the previous one parsed) while the handler learns 10k/s, and a 2 s
+# burst at 10k/s must fit in it and the writer's RetryQueue behind it
+# (twice this, db/writers): ~300 bytes each, ~7 MB when both are full.
+MAC_BINDING_HANDOVER_CAP = 8192
 
 
 def _keep_commit_time(old: Learnt, new: Learnt) -> Learnt:
