@@ -12,10 +12,11 @@ PYTHON ?= /usr/bin/python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 # ethtool: netdev sandbox offloads; bind9-dnsutils (dig), isc-dhcp-client
-# (dhclient -6): the real-client tests; python3-venv: the venv.
+# (dhclient -6), socat (service-monitor backends): the real-client tests;
+# python3-venv: the venv.
 DEB_PKGS = openvswitch-switch ovn-common ovn-central ovn-host busybox iproute2 \
            ethtool bind9-dnsutils isc-dhcp-client ndisc6 frr kea-dhcp6-server \
-           python3-venv
+           python3-venv socat
 # make deb: Debian's packaging tools and the package's own dependencies
 # (the .deb test of `make test` installs it with dpkg -i); man-db: man -l.
 DEB_BUILD_PKGS = debhelper dh-python pybuild-plugin-pyproject python3-all \

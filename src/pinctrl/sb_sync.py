@@ -24,6 +24,7 @@ from pinctrl.db.local_datapaths import PortBindings, compute_local_datapaths
 from pinctrl.db.mcast_plan import McastPlan
 from pinctrl.db.ovs_config import ChassisInputs
 from pinctrl.db.ra_plan import prepare_ras
+from pinctrl.db.svc_monitor_plan import SvcMonitorPlan
 from pinctrl.db.txn import TxnLoop
 from pinctrl.db.writers import SbContext, fdb, mac_binding
 from pinctrl.db.writers.bfd import BfdStatusWriter
@@ -69,6 +70,10 @@ SB_TABLES: dict[str, list[str]] = {
                      "ip6_src", "table_size", "idle_timeout",
                      "query_interval", "query_max_resp", "seq_no"],
     "IGMP_Group": ["address", "datapath", "chassis", "ports"],
+    # Load-balancer health checks (db/svc_monitor_plan.py); status
+    # written by db/writers/svc_monitor.py.
+    "Service_Monitor": ["ip", "protocol", "port", "logical_port",
+                        "src_mac", "src_ip", "status", "options"],
 }
 # Tables whose changes rebuild the port lookups of SbContext.
 _PORT_TABLES = {"Port_Binding", "Datapath_Binding"}
@@ -115,6 +120,7 @@ class SbSync:
         self._ports_seen = (-1, -1)
         self.mac_bindings = MacBindingWriter(shared)
         self.mcast = McastPlan(shared)
+        self.svc_monitors = SvcMonitorPlan(shared)
         # Local datapaths and what was last announced (main thread).
         self._local_seen: tuple | None = None
         self.local_datapaths: dict = {}
@@ -126,7 +132,8 @@ class SbSync:
         self.txn_loop = TxnLoop(self.idl, [
             self.mac_bindings, VportWriter(shared), ControllerEventWriter(
                 shared), FdbWriter(shared), ActivationWriter(shared),
-            BfdStatusWriter(shared), PdPrefixWriter(shared), self.mcast.writer])
+            BfdStatusWriter(shared), PdPrefixWriter(shared),
+            self.mcast.writer, self.svc_monitors.writer])
         # Summary for pinctrl/show, rebuilt with the caches (main thread).
         self.summary: dict[str, int | bool] = {}
         # One exception barrier per step of run() (support/barrier.py).
@@ -134,7 +141,8 @@ class SbSync:
         # fail again at once); the others run again on the next change.
         self.barriers = {"idl": Barrier("sb_idl"),
                          "writes": Barrier("sb_writes")}
-        for step in ("dns", "ports", "local", "buffered", "mcast"):
+        for step in ("dns", "ports", "local", "buffered", "mcast",
+                     "svc_monitors"):
             self.barriers[step] = Barrier(f"sb_{step}", backoff=False)
 
     def run(self, now: int, chassis_name: str | None,
@@ -157,6 +165,8 @@ class SbSync:
         changed, self._changed = self._changed, set()
         b["mcast"].run(now, self.mcast.run, self.idl, self.ctx,
                        self.local_datapaths, changed)
+        b["svc_monitors"].run(now, self.svc_monitors.run, self.idl,
+                              self.ctx, changed)
         b["buffered"].run(now, self._release_buffered)
         b["writes"].run(now, self.txn_loop.run, self.ctx, now,
                         self.writes_ready())
@@ -202,6 +212,7 @@ class SbSync:
         self.txn_loop.writers = old.txn_loop.writers
         self.mac_bindings = old.mac_bindings
         self.mcast.adopt(old.mcast)
+        self.svc_monitors.adopt(old.svc_monitors)
 
     def close(self) -> None:
         self.idl.close()

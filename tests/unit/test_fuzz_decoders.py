@@ -747,3 +747,70 @@ def test_prefix_delegation_messages(mt, opts, udp_len):
     pin.packet = frame
     check_dispatch(pin)
     PD_JOB.clients["lr0-sw1"].state = "solicit"
+
+
+# --- 6. service-monitor replies (issue 20) -----------------------------------
+
+IP_SVC = bytes([10, 0, 1, 11])
+
+
+def _svc_env():
+    """An environment whose SvcMonitorJob runs a TCP and a UDP monitor
+    of sw1-p4 (10.0.1.11) and has sent their first probes."""
+    from pinctrl.handler.svc_monitor_job import SvcMonitorJob
+    from pinctrl.shared.records import IPV4_MAPPED_PREFIX, SvcMonitorConfig
+    shared = SharedState()
+    base = dict(dp_key=2, port_key=1, ip=IPV4_MAPPED_PREFIX + IP_SVC,
+                mac=MAC_C, src_mac=MAC_S, src_ip=bytes([10, 0, 1, 2]),
+                interval_ms=5000, timeout_ms=3000, success_count=1,
+                failure_count=1)
+    cfgs = [SvcMonitorConfig(port=80, protocol="tcp", **base),
+            SvcMonitorConfig(port=53, protocol="udp", **base)]
+    shared.set_svc_monitors({c.key: c for c in cfgs})
+    job = SvcMonitorJob(shared.get_svc_monitors, shared.svc_status,
+                        lambda: None, seq=lambda: 1000, port=lambda: 40000)
+    env = dispatch.Env(shared=shared)
+    env.svc_monitors = job
+    job.run(env, 0)
+    return env
+
+
+SVC_ENV = _svc_env()
+
+
+@FUZZ
+@given(kind=st.sampled_from(("tcp", "icmp", "icmp6", "tcp6", "udp")),
+       sport=st.sampled_from((80, 53, 81)),
+       dport=st.sampled_from((40000, 40001, 0)),
+       flags=st.integers(0, 0xFFF), ack=st.sampled_from((1001, 0, 1000)),
+       quote=st.binary(max_size=60), cut=st.integers(0, 40))
+def test_svc_monitor_replies(kind, sport, dport, flags, ack, quote, cut):
+    """Forged and truncated answers to the health checks (CVE-2023-3153:
+    any workload can send them): TCP with any flags, ports and
+    acknowledgements, ICMP errors quoting anything, over IPv4 and IPv6."""
+    if kind.startswith("tcp"):
+        l4 = struct.pack("!HHIIHHHH", sport, dport, 7, ack,
+                         (5 << 12) | flags, 100, 0, 0)
+        proto = 6
+    elif kind == "udp":
+        l4, proto = struct.pack("!HHHH", sport, dport, 16, 0) + bytes(8), 17
+    else:
+        probe = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 36, 0, 0, 63, 17, 0,
+                            bytes([10, 0, 1, 2]), IP_SVC) + \
+            struct.pack("!HHHH", dport, sport, 16, 0) + bytes(8)
+        l4 = bytes((3 if kind == "icmp" else 1, 3 if kind == "icmp" else 4,
+                    0, 0, 0, 0, 0, 0)) + (quote or probe)
+        proto = 1 if kind == "icmp" else 58
+    l4 = l4[:max(len(l4) - cut, 0)]
+    if kind in ("tcp6", "icmp6"):
+        frame = pkt.compose_ipv6(MAC_C, MAC_S, SRC6, DST6, proto, 64, l4)
+    else:
+        frame = pkt.compose_ipv4(MAC_C, MAC_S, IP_SVC, bytes([10, 0, 1, 2]),
+                                 proto, 64, l4)
+    pin = decode_packet_in2(data_seed(18))
+    pin.packet = frame
+    exc = coverage.get("pinctrl_action_exception")
+    msgs = dispatch.process_packet_in(pin, SVC_ENV)
+    assert coverage.get("pinctrl_action_exception") == exc
+    for msg in msgs:
+        check_message(msg, pin, pin.continuation)

@@ -19,6 +19,7 @@ from pinctrl.actions.replies import PacketOut
 from pinctrl.packet.bfd import BfdMsg
 from pinctrl.packet.dhcpv6_pd import Lease
 from pinctrl.packet.flow import Flow
+from pinctrl.packet.svc_monitor import SvcReply
 from pinctrl.shared.records import (
     DnsCache,
     EventKey,
@@ -115,6 +116,16 @@ class PrefixDelegation(Protocol):
               now: int) -> bool: ...
 
 
+class SvcMonitors(Protocol):
+    """handler.svc_monitor_job.SvcMonitorJob, as handle_svc_check sees it:
+    the monitor of (datapath, backend port, reply) takes the reply.
+    Returns the RST to send (a SYN-ACK came) and, when no monitor took
+    it, why (a coverage reason)."""
+
+    def on_reply(self, dp_key: int, port_key: int, reply: SvcReply,
+                 now: int) -> tuple[PacketOut | None, str | None]: ...
+
+
 class HandlerEnv(Protocol):
     """Owned by the pinctrl_handler thread.  'shared' is None and
     'buffered_packets' None when an action runs without them (unit tests,
@@ -138,6 +149,9 @@ class HandlerEnv(Protocol):
     @property
     def prefixd(self) -> PrefixDelegation | None: ...
 
+    @property
+    def svc_monitors(self) -> SvcMonitors | None: ...
+
 
 class _NoEnv:
     """The HandlerEnv of an action called on its own (tests)."""
@@ -146,6 +160,7 @@ class _NoEnv:
     mcast: McastSnooping | None = None
     bfd: BfdSessions | None = None
     prefixd: PrefixDelegation | None = None
+    svc_monitors: SvcMonitors | None = None
 
     def next_xid(self) -> int:
         return 0

@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Callable
 import ovs.vlog
 
 from pinctrl.actions import REGISTRY, Action, load_all
-from pinctrl.actions.env import BfdSessions, PrefixDelegation, McastSnooping
+from pinctrl.actions.env import (
+    BfdSessions,
+    McastSnooping,
+    PrefixDelegation,
+    SvcMonitors,
+)
 from pinctrl.actions.replies import PacketOut, Reply, Resume
 from pinctrl.openflow import messages as ofmsg
 from pinctrl.openflow.packet_in import OFPR_ACTION, PacketIn, PacketInError
@@ -46,11 +51,12 @@ class Env:
     handler-private (handler.buffered_packets): only the pinctrl_handler
     thread touches it, so it needs no lock; so are the handler jobs
     actions reach ('bfd': handler.bfd_job, 'mcast': handler.mcast_job,
-    attached by jobs.make_jobs()).  Nothing here changes per packet-in:
+    'svc_monitors': handler.svc_monitor_job, attached by
+    jobs.make_jobs()).  Nothing here changes per packet-in:
     the time of the batch is passed to each action as 'now'."""
 
-    __slots__ = ("next_xid", "shared", "buffered_packets", "mcast", "bfd",
-                 "prefixd")
+    __slots__ = ("next_xid", "shared", "buffered_packets", "mcast", "bfd", "prefixd",
+                 "svc_monitors")
 
     def __init__(self, next_xid: Callable[[], int] | None = None,
                  shared: SharedState | None = None,
@@ -62,6 +68,7 @@ class Env:
         # handler.pd_job.PdJob, attached by jobs.make_jobs().
         self.prefixd: PrefixDelegation | None = None
         self.mcast: McastSnooping | None = None
+        self.svc_monitors: SvcMonitors | None = None
 
 
 def _as_list(out: Reply | Iterable[Reply] | None) -> list[Reply]:

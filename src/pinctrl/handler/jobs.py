@@ -17,7 +17,7 @@ drive their schedules without sleeping.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import ovs.poller
@@ -31,6 +31,7 @@ from pinctrl.handler.garp_job import GarpJob
 from pinctrl.handler.pd_job import PdJob
 from pinctrl.handler.mcast_job import McastJob
 from pinctrl.handler.ra_job import RaJob
+from pinctrl.handler.svc_monitor_job import SvcMonitorJob
 from pinctrl.shared.state import SharedState
 
 
@@ -67,27 +68,29 @@ def make_jobs(shared: SharedState, buffered_packets: BufferedPackets,
     # Periodic announcements of the main thread's snapshots.
     jobs.append(GarpJob(shared.get_garp))
     jobs.append(RaJob(shared.get_ras))
-    # BFD sessions: handle_bfd_msg reaches them through env.bfd.
-    if owns(registry, 23):
-        bfd = BfdJob(shared.get_bfd, shared.bfd_status, shared.notify_main,
-                     now=ovs.timeval.msec())
-        if env is not None:
-            env.bfd = bfd
-        jobs.append(bfd)
-    # DHCPv6 prefix-delegation clients: handle_dhcpv6_reply reaches them
-    # through env.prefixd.
-    if owns(registry, 19):
-        prefixd = PdJob(shared.get_prefixd, shared.pd_prefixes,
-                        shared.notify_main)
-        if env is not None:
-            env.prefixd = prefixd
-        jobs.append(prefixd)
-    # IGMP/MLD snooping tables and querier: the igmp action reaches them
-    # through env.mcast.
-    if owns(registry, 16):
-        mcast = McastJob(shared.get_mcast, shared.mcast_groups,
-                         shared.notify_main)
-        if env is not None:
-            env.mcast = mcast
-        jobs.append(mcast)
+    # The jobs actions reach through env.<attr>: each runs only when the
+    # handler answers its opcode (split mode may leave it to
+    # ovn-controller, whose pinctrl then does that job).
+    reached: list[tuple[int, str, Callable[[], HandlerJob]]] = [
+        # BFD sessions (handle_bfd_msg).
+        (23, "bfd", lambda: BfdJob(shared.get_bfd, shared.bfd_status,
+                                   shared.notify_main,
+                                   now=ovs.timeval.msec())),
+        # DHCPv6 prefix-delegation clients (handle_dhcpv6_reply).
+        (19, "prefixd", lambda: PdJob(shared.get_prefixd,
+                                      shared.pd_prefixes,
+                                      shared.notify_main)),
+        # IGMP/MLD snooping tables and querier (igmp).
+        (16, "mcast", lambda: McastJob(shared.get_mcast, shared.mcast_groups,
+                                       shared.notify_main)),
+        # Load-balancer health checks (handle_svc_check).
+        (18, "svc_monitors", lambda: SvcMonitorJob(
+            shared.get_svc_monitors, shared.svc_status, shared.notify_main)),
+    ]
+    for opcode, attr, make in reached:
+        if owns(registry, opcode):
+            job = make()
+            if env is not None:
+                setattr(env, attr, job)
+            jobs.append(job)
     return jobs

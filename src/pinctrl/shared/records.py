@@ -124,3 +124,31 @@ class PdConfig(NamedTuple):
     aid: int                # from options:ipv6_ra_pd_list, else 0
     prefix: bytes | None    # from options:ipv6_ra_pd_list
     plen: int
+
+
+# (dp key, port key, backend IP as 16 bytes, service port, "tcp" / "udp"):
+# how both threads name a service monitor (23.03's svc_monitor hash key).
+SvcKey = tuple[int, int, bytes, int, str]
+
+
+class SvcMonitorConfig(NamedTuple):
+    """One Service_Monitor row whose logical port is bound to this
+    chassis, pre-parsed by the main thread (db/svc_monitor_plan.py) for
+    the handler's SvcMonitorJob, which owns the probing state."""
+    dp_key: int
+    port_key: int           # the backend's logical port
+    ip: bytes               # the backend, 16 bytes (IPv4-mapped)
+    port: int               # the service port
+    protocol: str           # "tcp" or "udp"
+    mac: bytes              # the backend's MAC (its Port_Binding's)
+    src_mac: bytes          # svc_monitor_mac
+    src_ip: bytes           # 4 bytes (IPv4 backend) or 16
+    interval_ms: int
+    timeout_ms: int
+    success_count: int
+    failure_count: int
+
+    @property
+    def key(self) -> SvcKey:
+        return (self.dp_key, self.port_key, self.ip, self.port,
+                self.protocol)

@@ -26,6 +26,7 @@ from pinctrl.shared.records import (
     MacBindingKey,
     McastGroups,
     PortKey,
+    SvcKey,
 )
 from pinctrl.shared.seq import Seq
 from pinctrl.support import coverage
@@ -38,7 +39,7 @@ class SharedState:
                  "ports_to_activate", "resolved_neighbors",
                  "n_buffered_packets", "buffered_keys", "garp_snapshot", "ra_snapshot",
                  "bfd_snapshot", "bfd_status", "pd_snapshot", "pd_prefixes", "mcast_snapshot",
-                 "mcast_groups")
+                 "mcast_groups", "svc_snapshot", "svc_status")
 
     def __init__(self) -> None:
         self.mutex = threading.Lock()
@@ -132,6 +133,17 @@ class SharedState:
         # (db/writers/igmp_group.py); the latest table wins.
         self.mcast_groups: Handover[int, McastGroups | None] = Handover(
             self.mutex, "pinctrl_drop_mcast_groups")
+        # (mutex) The load-balancer health checks this chassis runs,
+        # (version, immutable mapping SvcKey -> records.SvcMonitorConfig):
+        # written by the main thread (SbSync, db/svc_monitor_plan.py) only
+        # when it changed, read by the handler's SvcMonitorJob, which owns
+        # the probing state.
+        self.svc_snapshot: tuple[int, Mapping[Any, Any]] = (0, EMPTY_MAP)
+        # Handler -> main: Service_Monitor.status to write ("online" /
+        # "offline"), put by SvcMonitorJob on every change, taken by
+        # SvcStatusWriter (db/writers/svc_monitor.py); the latest wins.
+        self.svc_status: Handover[SvcKey, str] = Handover(
+            self.mutex, "pinctrl_drop_svc_status")
 
     def set_bridge(self, br_int_name: str | None,
                    chassis_name: str | None) -> None:
@@ -204,6 +216,16 @@ class SharedState:
         """Handler thread (and appctl): (version, dp key -> McastConfig)."""
         with self.mutex:
             return self.mcast_snapshot
+
+    def set_svc_monitors(self, entries: Mapping[Any, Any]) -> bool:
+        """Main thread: publish the service monitors (see set_garp)."""
+        return self._publish("svc_snapshot", entries)
+
+    def get_svc_monitors(self) -> tuple[int, Mapping[Any, Any]]:
+        """Handler thread (and appctl): (version, SvcKey ->
+        SvcMonitorConfig)."""
+        with self.mutex:
+            return self.svc_snapshot
 
     def _publish(self, field: str, entries: Mapping[Any, Any]) -> bool:
         # Only the main thread writes these fields, so reading the old
