@@ -116,6 +116,7 @@ class SbSync:
         # and the buffered next hops last looked up (_release_buffered).
         self._mac_bindings_changed = False
         self._buffered_keys_seen: frozenset = frozenset()
+        self._buffered_keys_bound: frozenset = frozenset()
         self.ctx = SbContext(self.idl)
         self._ports_seen = (-1, -1)
         self.mac_bindings = MacBindingWriter(shared)
@@ -335,9 +336,17 @@ class SbSync:
         keys = self.shared.get_buffered_keys()
         if keys == self._buffered_keys_seen and not changed:
             return
+        # Unless MAC_Binding changed, only the keys not looked up before
+        # (a new next hop each ARP punted at 1k/s made this O(keys) each),
+        # and those found bound last time: their frames were released, a
+        # key seen again was buffered again behind the same neighbour.
+        todo = (keys if changed else (keys - self._buffered_keys_seen)
+                | (keys & self._buffered_keys_bound))
         self._buffered_keys_seen = keys
-        if keys:
-            resolved = mac_binding.bound_next_hops(keys, self.idl, self.ctx)
+        if todo:
+            resolved = mac_binding.bound_next_hops(todo, self.idl, self.ctx)
+            self._buffered_keys_bound = frozenset(
+                k for keys_, _ in resolved for k in keys_)
             if resolved:
                 self.shared.add_resolved_neighbors(resolved)
 
