@@ -228,13 +228,15 @@ class McastJob:
 
     # --- the igmp action (actions.env.McastSnooping) -------------------------
     def snooping(self, dp_key: int) -> bool:
+        """Whether datapath 'dp_key' snoops (pinctrl_handler thread)."""
         dp = self.datapaths.get(dp_key)
         return dp is not None and dp.table is not None
 
     def learn(self, dp_key: int, port_key: int, msg: McastMessage,
               now: int) -> bool:
         """Apply what one report / query taught; True if the table's
-        membership changed (it is then handed over at the next run())."""
+        membership changed (it is then handed over at the next run()).
+        pinctrl_handler thread, from the igmp action."""
         dp = self.datapaths.get(dp_key)
         table = dp.table if dp is not None else None
         if table is None:
@@ -255,8 +257,8 @@ class McastJob:
 
     # --- HandlerJob ----------------------------------------------------------
     def run(self, env: Env, now: int) -> list[bytes]:
-        """New configuration, aging, due queries, hand-over (while the
-        OpenFlow connection is up)."""
+        """New configuration, aging, due queries, hand-over
+        (pinctrl_handler thread, while the OpenFlow connection is up)."""
         version, cfgs = self._get_config()
         if version != self._version:
             self._version = version
@@ -269,6 +271,7 @@ class McastJob:
         return msgs
 
     def wait(self, poller: ovs.poller.Poller, now: int) -> None:
+        """Wake for the next query or expiry (pinctrl_handler thread)."""
         when = min(self._next_query, self._next_expiry)
         if self._unpublished:       # the hand-over was full: try again
             when = min(when, now + PAST_DUE_RECHECK_MS)

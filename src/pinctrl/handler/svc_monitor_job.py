@@ -125,6 +125,8 @@ class SvcMonitorJob:
     # --- handle_svc_check (actions.env.SvcMonitors) --------------------------
     def on_reply(self, dp_key: int, port_key: int, reply: SvcReply,
                  now: int) -> tuple[PacketOut | None, str | None]:
+        """pinctrl_handler thread, from handle_svc_check (see
+        actions.env.SvcMonitors)."""
         key = (dp_key, port_key, reply.ip, reply.port, reply.protocol)
         m = self.monitors.get(key)
         if m is None:
@@ -155,6 +157,8 @@ class SvcMonitorJob:
 
     # --- HandlerJob ----------------------------------------------------------
     def run(self, env: Env, now: int) -> list[bytes]:
+        """New monitors, the turns of those due or changed by a reply, the
+        status hand-over (pinctrl_handler thread, while connected)."""
         version, snapshot = self._get_snapshot()
         if version != self._version:
             self._version = version
@@ -176,6 +180,7 @@ class SvcMonitorJob:
                 for po in out]
 
     def wait(self, poller: ovs.poller.Poller, now: int) -> None:
+        """Wake for the next due monitor (pinctrl_handler thread)."""
         while self._heap and not self._valid(self._heap[0]):
             heapq.heappop(self._heap)
         when = self._heap[0][0] if self._heap else None

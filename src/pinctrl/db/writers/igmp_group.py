@@ -75,6 +75,7 @@ class IgmpGroupWriter:
         self._dirty = False
 
     def set_local(self, local: Mapping[int, Any]) -> None:
+        """Main thread: the local datapaths changed."""
         self.local = local
         self._dirty = True
 
@@ -85,6 +86,7 @@ class IgmpGroupWriter:
 
     # --- db.txn.Writer ---------------------------------------------------------
     def collect(self, now: int) -> None:
+        """Main thread: take the tables the handler handed over."""
         taken = self.handover.take()
         if taken:
             self.tables.update(taken)
@@ -95,6 +97,8 @@ class IgmpGroupWriter:
 
     def write(self, txn: ovs.db.idl.Transaction, ctx: SbContext,
               now: int) -> bool:
+        """Main thread: the inserts, deletes and port updates that make
+        this chassis's rows follow the tables; True if there are any."""
         self._dirty = False
         if ctx.chassis is None or TABLE not in ctx.idl.tables:
             return False

@@ -45,6 +45,7 @@ class SvcStatusWriter(HandoverWriter[SvcKey, str]):
         self.rows_of: Mapping[SvcKey, list[Any]] = {}
 
     def collect(self, now: int) -> None:
+        """Main thread: take the statuses the handler handed over."""
         taken = self.handover.take()
         if taken:
             self.known.update(taken)
@@ -62,10 +63,12 @@ class SvcStatusWriter(HandoverWriter[SvcKey, str]):
 
     def write(self, txn: ovs.db.idl.Transaction, ctx: SbContext,
               now: int) -> bool:
+        """Main thread: set the statuses that differ."""
         batch = self.queue.start()
         for key, status in batch:
             rows = self.rows_of.get(key)
             if not rows:
+                coverage.inc("pinctrl_svc_monitor_status_no_row")
                 self.queue.drop(key)
                 continue
             for row in rows:
