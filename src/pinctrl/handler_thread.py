@@ -58,13 +58,19 @@ OFPT_GET_CONFIG_REPLY = 8
 
 
 def _raise_priority() -> None:
-    """pinctrl_handler thread: run HANDLER_NICE_BOOST nice levels above
-    the process (needs CAP_SYS_NICE, as the daemon has when run as root;
-    otherwise it stays where it is).  Its work per packet is short and it
-    must read the switch's packet-ins before ovs-vswitchd's queue of 100
-    overflows (rconn_overflow), while the main thread, ovsdb-server and
-    ovs-vswitchd compete for the same CPUs."""
+    """pinctrl_handler thread: name the OS thread THREAD_NAME, as OVN's (top
+    -H, /proc/<pid>/task/*/comm), and run it HANDLER_NICE_BOOST nice
+    levels above the process (needs CAP_SYS_NICE, as the daemon has when
+    run as root; otherwise it stays where it is).  Its work per packet is
+    short and it must read the switch's packet-ins before ovs-vswitchd's
+    queue of 100 overflows (rconn_overflow), while the main thread,
+    ovsdb-server and ovs-vswitchd compete for the same CPUs."""
     tid = threading.get_native_id()
+    try:
+        with open(f"/proc/self/task/{tid}/comm", "w") as f:
+            f.write(THREAD_NAME)
+    except OSError:
+        pass
     try:
         nice = os.getpriority(os.PRIO_PROCESS, tid)
         os.setpriority(os.PRIO_PROCESS, tid, nice - HANDLER_NICE_BOOST)
