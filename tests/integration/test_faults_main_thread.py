@@ -89,7 +89,7 @@ def wait_log(daemon, text: str, timeout: float) -> None:
         time.sleep(0.1)
 
 
-# --- files ---------------------------------------------------------------------
+# --- files -------------------------------------------------------------------
 
 def test_own_files_are_not_world_readable(sandbox, daemon):
     with soak_record("own_files", daemon) as rec:
@@ -127,7 +127,7 @@ def test_vlog_reopen_and_close_release_the_log_file(sandbox, daemon):
         assert log_fds() == 0
 
 
-# --- ovn-remote changes at run time ----------------------------------------------
+# --- ovn-remote changes at run time ------------------------------------------
 
 @pytest.mark.parametrize("bad", ["unix:/nonexistent/ovnsb_db.sock",
                                  "tcp:192.0.2.1:6642"])
@@ -163,7 +163,7 @@ def test_ovn_remote_to_an_unreachable_remote_keeps_serving(sandbox, daemon,
 def test_ovn_remote_switch_carries_pending_writes(sandbox, daemon):
     """Before issue 15 the new connection started with empty writers: what
     was learnt while the old SB was down was lost."""
-    with soak_record("ovn_remote_switch", daemon) as rec:
+    with soak_record("ovn_remote_switch", daemon, bindings_lost=None) as rec:
         rec["faults"] = 1
         wait_show(daemon, sb_serving, 10, "SB snapshot")
         d = sandbox.dir
@@ -196,7 +196,7 @@ def test_ovn_remote_switch_carries_pending_writes(sandbox, daemon):
         no_traceback(daemon)
 
 
-# --- the Southbound probe interval -----------------------------------------------
+# --- the Southbound probe interval -------------------------------------------
 
 def test_ovn_remote_probe_interval_notices_a_frozen_sb(sandbox, daemon):
     """python-ovs turns probes off on unix: remotes; ovn-controller sets
@@ -221,7 +221,7 @@ def test_ovn_remote_probe_interval_notices_a_frozen_sb(sandbox, daemon):
         rec["noticed_s"] = noticed
 
 
-# --- rows holding numbers int() refuses --------------------------------------------
+# --- rows holding numbers int() refuses --------------------------------------
 
 HUGE = "9" * 5000
 
@@ -245,7 +245,8 @@ def test_huge_numbers_in_sb_rows_neither_crash_nor_stop_the_others(
         deadline = time.monotonic() + 10
         while "huge.ovn.test" not in daemon.appctl("pinctrl/dns-cache"):
             assert daemon.alive(), daemon.log_tail()
-            assert time.monotonic() < deadline, daemon.appctl("pinctrl/dns-cache")
+            assert time.monotonic() < deadline, \
+                daemon.appctl("pinctrl/dns-cache")
             time.sleep(0.2)
         cache = daemon.appctl("pinctrl/dns-cache")
         assert "vm1.ovn.test -> 10.0.0.11 2001:db8::11" in cache, cache
@@ -253,7 +254,8 @@ def test_huge_numbers_in_sb_rows_neither_crash_nor_stop_the_others(
         # max_interval falls back to its default (600 s), as any bad int.
         deadline = time.monotonic() + 10
         while "lr0-sw1: every 3-600 s" not in daemon.appctl("pinctrl/ipv6-ra"):
-            assert time.monotonic() < deadline, daemon.appctl("pinctrl/ipv6-ra")
+            assert time.monotonic() < deadline, \
+                daemon.appctl("pinctrl/ipv6-ra")
             time.sleep(0.2)
         assert dhcp_answered(sandbox, attempts=3)
         assert daemon.alive()
@@ -261,7 +263,7 @@ def test_huge_numbers_in_sb_rows_neither_crash_nor_stop_the_others(
         rec["faults"] = 2
 
 
-# --- TLS ----------------------------------------------------------------------------
+# --- TLS ---------------------------------------------------------------------
 
 def ssl_sb(sandbox, servers, pki: dict[str, str], name: str = "sb-ssl"
            ) -> str:

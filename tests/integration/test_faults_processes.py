@@ -173,7 +173,7 @@ def test_log_on_a_full_then_read_only_filesystem(sandbox, small_fs):
         d.stop()
 
 
-# --- Southbound down while more than the queue cap is learnt ------------------------
+# --- Southbound down while more than the queue cap is learnt -----------------
 
 NA_TEMPLATE = bytes.fromhex(
     # nd_na_unsolicited_learn: unsolicited NA (O flag, TLLAO) from
@@ -236,7 +236,8 @@ def test_sb_down_while_more_than_the_cap_is_learnt(sandbox, daemon):
     cap = 2 * MAC_BINDING_HANDOVER_CAP  # the MAC_Binding writer's queue
     want = cap + 300                    # distinct neighbours learnt
     cov0 = daemon.coverage()
-    with soak_record("sb_down_flood_beyond_cap", daemon) as rec:
+    with soak_record("sb_down_flood_beyond_cap", daemon,
+                     bindings_lost=None) as rec:
         rss0 = rss_kib(pid)
         kill_sb(sandbox)
         rec["faults"] = 1

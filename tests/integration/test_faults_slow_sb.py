@@ -107,7 +107,7 @@ def test_sb_replies_delayed_near_the_probe_interval(sandbox):
     d = sandbox.daemon(extra_args=["--ovnsb-db", f"unix:{path}"])
     try:
         d.start(timeout=20)
-        with soak_record("slow_sb", d) as rec:
+        with soak_record("slow_sb", d, bindings_lost=None) as rec:
             rec["faults"] = 1
             wait_show(d, sb_serving, 20, "SB through the slow proxy")
             connections = proxy.accepted    # the schema fetch's, the IDL's

@@ -1,9 +1,10 @@
 """`make soak`: the long versions of the issue 9 suites, then one table.
 
 Runs, each in its own pytest process:
-  * the fault tests (tests/integration/test_faults.py with
-    PINCTRL_FAULT_ROUNDS SB restarts, default 5, and the main-thread
-    faults of tests/integration/test_faults_main_thread.py);
+  * the fault tests (tests/integration/test_faults*.py: PINCTRL_FAULT_ROUNDS
+    SB restarts, default 5; the initial sync of PINCTRL_BIG_SB_ROWS
+    MAC_Bindings, default 100000; the main-thread, process and slow-SB
+    faults);
   * the flood (tests/integration/test_flood.py) for PINCTRL_FLOOD_SECONDS
     (default 60);
   * the decoder fuzzing (tests/unit/test_fuzz_decoders.py) with the long
@@ -32,10 +33,14 @@ import time
 from tests.soak.figures import Run, table
 
 DEFAULTS = {"PINCTRL_FAULT_ROUNDS": "5", "PINCTRL_FLOOD_SECONDS": "60",
-            "PINCTRL_FUZZ_EXAMPLES": "2000", "PINCTRL_FUZZ": "long"}
+            "PINCTRL_FUZZ_EXAMPLES": "2000", "PINCTRL_FUZZ": "long",
+            "PINCTRL_BIG_SB_ROWS": "100000"}
 RUNS = [
     ("faults", ["tests/integration/test_faults.py",
-                "tests/integration/test_faults_main_thread.py"]),
+                "tests/integration/test_faults_main_thread.py",
+                "tests/integration/test_faults_processes.py",
+                "tests/integration/test_faults_slow_sb.py",
+                "tests/integration/test_faults_big_sb.py"]),
     ("flood", ["tests/integration/test_flood.py"]),
     ("fuzz", ["tests/unit/test_fuzz_decoders.py",
               "--hypothesis-show-statistics"]),
