@@ -273,9 +273,10 @@ def test_sb_down_while_more_than_the_cap_is_learnt(sandbox, daemon):
         rec.update(inputs=n, packet_ins=learnt, dropped=dropped,
                    rss0_kib=rss0, peak_rss_kib=peak)
         assert learnt > cap, learnt
-        # The queue holds the cap; what did not fit is counted.
+        # The queue holds the cap; what did not fit is counted (packet-ins
+        # may repeat a neighbour: 'learnt' bounds the distinct ones).
         assert queued == cap, queued
-        assert dropped >= learnt - cap, (dropped, learnt)
+        assert 0 < dropped <= learnt - cap, (dropped, learnt)
 
         commits0 = daemon.coverage().get("sb_txn_commit", 0)
         t0 = time.monotonic()
