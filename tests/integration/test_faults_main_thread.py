@@ -140,7 +140,7 @@ def test_ovn_remote_to_an_unreachable_remote_keeps_serving(sandbox, daemon,
         wait_show(daemon, sb_serving, 10, "SB snapshot")
         sandbox.vsctl("set", "open", ".", f"external_ids:ovn-remote={bad}")
         wait_log(daemon, f"ovn-remote changed to {bad}", 5)
-        slowest = serving_meanwhile(sandbox, daemon, 7)
+        slowest = serving_meanwhile(sandbox, daemon, 5)
         f = show_fields(daemon)
         assert sb_serving(f) and f["Southbound"].startswith(
             f"connected ({sandbox.sb_db}"), f
