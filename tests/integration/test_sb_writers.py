@@ -189,16 +189,15 @@ def test_two_concurrent_writers_leave_one_row(sync, sb_server):
         wait_writes_ready(other)
         learn(sync, MAC_A)
         learn(other, MAC_B)
-        retries = coverage.get("sb_txn_retry")
-        # Both build their transaction from an IDL without the row.
+        # Both build their transaction from an IDL without the row (most
+        # of the time: the other's may already have seen it).
         sync.run(msec(), HV1)
         other.run(msec(), HV1)
         settle(sync, other, rounds=100)
-        # One row is all the index allows; what can fail: the second
-        # insert was refused and retried as an update, nothing was lost.
+        # One row is all the index allows; what can fail: the row holds
+        # one of the two MACs and neither writer still has anything.
         (row,) = mac_bindings(sb_server)
         assert row["mac"] in ("00:00:00:00:fe:fe", "00:00:00:00:fe:01")
-        assert coverage.get("sb_txn_retry") >= retries + 1
         assert len(sync.mac_bindings) == len(other.mac_bindings) == 0
     finally:
         other.close()
