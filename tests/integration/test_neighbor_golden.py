@@ -515,10 +515,15 @@ def forget_neighbor(chain: GoldenChain, ip: str) -> None:
         if r["ip"] == ip:
             chain.sb.sbctl("destroy", "MAC_Binding", r["_uuid"])
     chain.stand_in.sync()
+    # The daemon's replica hears of the delete asynchronously, and a
+    # binding it still holds releases what gets buffered (23.03's
+    # run_buffered_binding does the same with its replica): let it catch up
+    # (0.3 s was not always enough on a loaded 2-CPU machine).
+    time.sleep(1.0)
 
 
 def measure_release(chain: GoldenChain, mon: SbMonitor, name: str, ip: str, mac: str
-                    ) -> tuple[float, float]:
+                    ) -> tuple[float, float] | None:
     """Steps 1-2 of a buffered-packet exchange, byte-checked, with the
     neighbour unknown: seconds from the neighbour's reply entering OVS
     (gdphys rx pcap) to (the SB row seen by another client, the first
@@ -536,12 +541,20 @@ def measure_release(chain: GoldenChain, mon: SbMonitor, name: str, ip: str, mac:
                          since=since)
     assert t_row is not None, f"no MAC_Binding {ip} {mac} seen by ovsdb-client monitor"
     t_out = min(p.ts for p in outs[1].steps[0].got)
-    # Released only after the daemon wrote the row (its timestamp column,
-    # wall clock ms, the clock of the pcap records; the monitor is another
-    # client and may hear of the row after the daemon did).
     written = next(r["timestamp"] for r in sb_rows(chain.sb, "MAC_Binding") if r["ip"] == ip)
-    assert t_in - 0.001 <= written / 1000 <= t_out, (t_in, written, t_out)
     chain.stand_in.sync()
+    if t_out < t_in:
+        # Released (byte-checked: with the right MAC) before the reply: the
+        # daemon's replica still held the binding forget_neighbor deleted,
+        # and an existing binding releases buffered packets (23.03's
+        # run_buffered_binding, same race).  No latency to measure.
+        return None
+    # The row is written after the reply (its timestamp column, wall clock
+    # ms, the clock of the pcap records).  The buffered packets may leave
+    # before the row lands: the daemon looks up the bindings it is writing
+    # too (a learnt neighbour releases them, issue 16), so no order between
+    # 'written' and t_out is asserted.
+    assert t_in - 0.001 <= written / 1000, (t_in, written, t_out)
     return t_row - t_in, t_out - t_in
 
 
@@ -555,8 +568,14 @@ def test_buffered_release_latency(chain):
         released0 = chain.daemon.coverage().get("pinctrl_buffered_packets_released", 0)
         report, n_released = [], 0
         for name, ip, mac, runs in cases:
-            samples = [measure_release(chain, mon, name, ip, mac) for _ in range(runs)]
-            n_released += runs * len(load_exchange(name)["steps"][1]["replies"])
+            samples, attempts = [], 0
+            while len(samples) < runs and attempts < 3 * runs:
+                attempts += 1
+                sample = measure_release(chain, mon, name, ip, mac)
+                if sample is not None:
+                    samples.append(sample)
+            assert len(samples) == runs, f"{attempts} attempts, {len(samples)} measured"
+            n_released += attempts * len(load_exchange(name)["steps"][1]["replies"])
             row_ms = [1000 * a for a, _ in samples]
             out_ms = [1000 * b for _, b in samples]
             assert all(0 < v < 1000 for v in row_ms + out_ms), samples
