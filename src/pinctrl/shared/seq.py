@@ -48,7 +48,23 @@ def _drain(fd: int) -> None:
         pass
 
 
-class Seq:
+class _PipeOwner:
+    """Closes the wake-up pipe of a Seq or Latch, once, also when the object
+    is collected."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        _close_pipe(self)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:   # at interpreter exit the module may be gone
+            pass
+
+
+class Seq(_PipeOwner):
     """A sequence number whose change wakes a waiting poll loop."""
 
     __slots__ = ("_lock", "_value", "_signalled", "_rfd", "_wfd")
@@ -87,17 +103,9 @@ class Seq:
                 self._signalled = False
         poller.fd_wait(self._rfd, select.POLLIN)
 
-    def close(self) -> None:
-        _close_pipe(self)
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:   # at interpreter exit the module may be gone
-            pass
 
 
-class Latch:
+class Latch(_PipeOwner):
     """A one-way flag that wakes a poll loop once set (OVS lib/latch.c)."""
 
     __slots__ = ("_rfd", "_wfd")
@@ -119,11 +127,3 @@ class Latch:
     def wait(self, poller: ovs.poller.Poller) -> None:
         poller.fd_wait(self._rfd, select.POLLIN)
 
-    def close(self) -> None:
-        _close_pipe(self)
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:   # at interpreter exit the module may be gone
-            pass
