@@ -20,13 +20,15 @@ daemon runs without it unless metrics are asked for.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol, cast
 
 import ovs.vlog
 
 from pinctrl.support import coverage
 
 if TYPE_CHECKING:
+    from prometheus_client.registry import Collector as PromCollector
+
     from pinctrl.daemon.keepalive import ThreadHealth
     from pinctrl.handler.latency import Histogram
 
@@ -153,7 +155,9 @@ class MetricsServer:
         ImportError (prometheus_client missing)."""
         from prometheus_client import CollectorRegistry, start_http_server
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(Collector(self.source))
+        # Ours is duck-typed (collect()); prometheus_client's typed releases
+        # (Debian's 0.16) declare an ABC it need not inherit at run time.
+        registry.register(cast("PromCollector", Collector(self.source)))
         res = start_http_server(self.port, addr=self.host, registry=registry)
         if isinstance(res, tuple):          # prometheus_client >= 0.20
             self._httpd = res[0]
