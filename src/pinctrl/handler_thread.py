@@ -17,7 +17,6 @@ the latency histogram and the coverage counters are updated per batch.
 
 from __future__ import annotations
 
-import os
 import struct
 import threading
 import time
@@ -44,7 +43,6 @@ from pinctrl.support.threadloop import run_until_exit
 vlog = ovs.vlog.Vlog("pinctrl")
 
 HEARTBEAT_MS = 1000         # wake at least this often to prove liveness
-HANDLER_NICE_BOOST = 5
 THREAD_NAME = "ovn_pinctrl"  # as OVN's; keep-alive and pinctrl/show use it
 NX_VENDOR_ID = 0x00002320
 NXT_PACKET_IN2 = 30
@@ -57,25 +55,15 @@ OFPT_EXPERIMENTER = 4
 OFPT_GET_CONFIG_REPLY = 8
 
 
-def _raise_priority() -> None:
-    """pinctrl_handler thread: name the OS thread THREAD_NAME, as OVN's (top
-    -H, /proc/<pid>/task/*/comm), and run it HANDLER_NICE_BOOST nice
-    levels above the process (needs CAP_SYS_NICE, as the daemon has when
-    run as root; otherwise it stays where it is).  Its work per packet is
-    short and it must read the switch's packet-ins before ovs-vswitchd's
-    queue of 100 overflows (rconn_overflow), while the main thread,
-    ovsdb-server and ovs-vswitchd compete for the same CPUs."""
-    tid = threading.get_native_id()
+def _name_thread() -> None:
+    """pinctrl_handler thread: name the OS thread THREAD_NAME, as OVN's
+    (top -H, /proc/<pid>/task/*/comm: its CPU readable from outside)."""
     try:
-        with open(f"/proc/self/task/{tid}/comm", "w") as f:
+        with open(f"/proc/self/task/{threading.get_native_id()}/comm",
+                  "w") as f:
             f.write(THREAD_NAME)
     except OSError:
         pass
-    try:
-        nice = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, nice - HANDLER_NICE_BOOST)
-    except OSError as e:
-        vlog.dbg(f"handler thread priority unchanged: {e.strerror}")
 
 
 class ExitFlag:
@@ -171,7 +159,7 @@ class PinctrlHandler:
     def _main(self) -> None:
         """pinctrl_handler thread: loop until stop()."""
         vlog.info("pinctrl handler thread started")
-        _raise_priority()
+        _name_thread()
         run_until_exit(self.exit_latch, self._run_once, "handler",
                        "pinctrl_handler_loop_exception", vlog, self._rl)
         self.conn.set_target(None, ovs.timeval.msec())
