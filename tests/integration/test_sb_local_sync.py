@@ -58,7 +58,10 @@ def test_golden_snapshots_published(sync):
     assert version == 1 and dict(entries) == GOLDEN_ENTRIES
     _, ras = sync.shared.get_ras()
     assert list(ras) == ["lr0-sw1"]
-    # Nothing changed: the same snapshot, no new version, no wake-up.
+    # Nothing changed: the same snapshot, no new version, no wake-up.  The
+    # local MAC_Binding writes of the first plan land first (their IDL
+    # change is not "nothing").
+    settle(sync)
     seq = sync.shared.handler_seq.read()
     sync.run(msec(), CHASSIS, INPUTS)
     assert sync.shared.get_garp()[0] == 1
