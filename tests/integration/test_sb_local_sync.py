@@ -43,8 +43,12 @@ def step(s: SbSync) -> None:
 
 
 class _WithInputs:
+    """An SbSync stepped with this chassis's br-int interfaces and bridge
+    mappings (the writers' helpers step it with the chassis alone, which
+    would plan for a chassis without interfaces)."""
+
     def __init__(self, s: SbSync) -> None:
-        self.s, self.idl = s, s.idl
+        self.s, self.idl, self.txn_loop = s, s.idl, s.txn_loop
 
     def run(self, now, _chassis) -> None:
         self.s.run(now, CHASSIS, INPUTS)
@@ -61,7 +65,7 @@ def test_golden_snapshots_published(sync):
     # Nothing changed: the same snapshot, no new version, no wake-up.  The
     # local MAC_Binding writes of the first plan land first (their IDL
     # change is not "nothing").
-    settle(sync)
+    settle(_WithInputs(sync))
     seq = sync.shared.handler_seq.read()
     sync.run(msec(), CHASSIS, INPUTS)
     assert sync.shared.get_garp()[0] == 1
@@ -76,7 +80,7 @@ def test_handler_job_sends_the_golden_garps(sync):
 
 
 def test_new_announcement_writes_the_peer_router_binding(sync, sb_server):
-    settle(sync)
+    settle(_WithInputs(sync))
     (row,) = [r for r in sb_server.rows("MAC_Binding",
                                         "logical_port=lr0-public")
               if r["ip"] == "172.16.0.50"]
