@@ -153,15 +153,35 @@ class MetricsServer:
     def start(self) -> None:
         """Bind and serve; raises OSError (port in use, ...) or
         ImportError (prometheus_client missing)."""
-        from prometheus_client import CollectorRegistry, start_http_server
+        import socket
+        import threading
+        from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+        from prometheus_client import CollectorRegistry, make_wsgi_app
+        from prometheus_client.exposition import ThreadingWSGIServer
+
         registry = CollectorRegistry(auto_describe=False)
         # Ours is duck-typed (collect()); prometheus_client's typed releases
         # (Debian's 0.16) declare an ABC it need not inherit at run time.
         registry.register(cast("PromCollector", Collector(self.source)))
-        res = start_http_server(self.port, addr=self.host, registry=registry)
-        if isinstance(res, tuple):          # prometheus_client >= 0.20
-            self._httpd = res[0]
-            self.port = self._httpd.server_address[1]
+
+        # Our own server rather than start_http_server(): Debian's 0.16
+        # returns nothing from it, so the port bound for ":0" (tests) and
+        # the server to shut down would be unknown.
+        class Server(ThreadingWSGIServer):
+            address_family = (socket.AF_INET6 if ":" in self.host
+                              else socket.AF_INET)
+
+        class QuietHandler(WSGIRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        httpd = make_server(self.host, self.port, make_wsgi_app(registry),
+                            Server, handler_class=QuietHandler)
+        threading.Thread(target=httpd.serve_forever, name="metrics",
+                         daemon=True).start()
+        self._httpd = httpd
+        self.port = httpd.server_address[1]
         vlog.info(f"metrics on http://{self.host}:{self.port}/metrics")
 
     def close(self) -> None:

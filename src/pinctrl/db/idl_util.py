@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import ssl
 from typing import Mapping
 
 import ovs.db.idl
@@ -68,8 +69,13 @@ def _schema_reply(msg: ovs.jsonrpc.Message) -> dict:
 def _get_schema(remote: str, db_name: str, timeout_ms: int) -> dict:
     if not ovs.stream.Stream.is_valid_name(remote):
         raise DbError("invalid remote (expected unix:, tcp:, ssl: ...)")
-    err, stream = ovs.stream.Stream.open_block(
-        ovs.stream.Stream.open(remote), timeout_ms)
+    try:
+        err, stream = ovs.stream.Stream.open_block(
+            ovs.stream.Stream.open(remote), timeout_ms)
+    except (ssl.SSLError, OSError) as e:
+        # Debian's python-ovs 3.1 lets a failed TLS handshake (a server
+        # certificate from an untrusted CA, ...) escape open_block().
+        raise DbError(f"{type(e).__name__}: {e}") from None
     if err or stream is None:
         raise DbError(os.strerror(err) if err else "timeout")
     rpc = ovs.jsonrpc.Connection(stream)
